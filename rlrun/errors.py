@@ -1,0 +1,17 @@
+"""User-facing errors: the CLI prints these as one line and exits non-zero, without a traceback."""
+
+
+class RlrunError(Exception):
+    """Base class for errors caused by user input rather than by a bug."""
+
+
+class ConfigError(RlrunError):
+    """A config value is invalid. The message names the key and the allowed values."""
+
+
+class IncompatibleSpaceError(ConfigError):
+    """An agent cannot drive the environment's action (or observation) space."""
+
+
+class CheckpointError(RlrunError):
+    """A checkpoint or run directory is missing, incomplete or corrupt."""

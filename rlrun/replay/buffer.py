@@ -1,0 +1,197 @@
+"""Uniform replay buffer over preallocated numpy arrays, with n-step returns.
+
+n-step (seed 004's STEPS_FORWARD, done correctly): each stored transition is
+    (s_t, a_t, R_t = sum_{i<k} gamma^i r_{t+i}, s_{t+k}, done, discount = gamma^k)
+with k = n, or fewer when the episode ends first. `done` is 1 only when the episode *terminated* inside the
+window; a time-limit truncation still bootstraps from s_{t+k}. Agents form targets as
+    y = R + discount * (1 - done) * Q'(s_{t+k}, .)
+so they never need to know n.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from rlrun.errors import ConfigError
+from rlrun.spaces import flat_action_dim, flatten_action
+
+
+@dataclass
+class Batch:
+    obs: torch.Tensor  # [B, obs_dim]
+    actions: torch.Tensor  # [B, act_dim] flat encoding, see rlrun.spaces
+    rewards: torch.Tensor  # [B]   n-step discounted reward sum
+    next_obs: torch.Tensor  # [B, obs_dim]  state k steps later
+    dones: torch.Tensor  # [B]   1.0 if the episode terminated within the window
+    discounts: torch.Tensor  # [B]   gamma^k
+    weights: torch.Tensor | None = None  # [B] importance-sampling weights (prioritized replay)
+    indices: np.ndarray | None = None  # [B] buffer slots, for priority updates
+
+    def __len__(self) -> int:
+        return self.obs.shape[0]
+
+
+def _to_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
+    t = torch.from_numpy(x)
+    return t if device.type == "cpu" else t.to(device, non_blocking=True)
+
+
+class ReplayBuffer:
+    """Ring buffer of transitions with uniform sampling. Subclasses change `_sample_indices`."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        *,
+        capacity: int = 1_000_000,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
+        if capacity < 1:
+            raise ConfigError(f"replay.capacity must be >= 1, got {capacity}")
+        if n_step < 1:
+            raise ConfigError(f"replay.n_step must be >= 1, got {n_step}")
+        self.capacity = int(capacity)
+        self.n_step = int(n_step)
+        self.gamma = float(gamma)
+        self.device = torch.device(device)
+        self.action_space = action_space
+        obs_dim = int(np.prod(observation_space.shape))
+        act_dim = flat_action_dim(action_space)
+        self.obs = np.zeros((self.capacity, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((self.capacity, obs_dim), dtype=np.float32)
+        self.actions = np.zeros((self.capacity, act_dim), dtype=np.float32)
+        self.rewards = np.zeros(self.capacity, dtype=np.float32)
+        self.dones = np.zeros(self.capacity, dtype=np.float32)
+        self.discounts = np.zeros(self.capacity, dtype=np.float32)
+        self.pos = 0
+        self.size = 0
+        self.rng = np.random.default_rng(seed)
+        self._pending: deque[tuple[np.ndarray, np.ndarray, float]] = deque()
+
+    def __len__(self) -> int:
+        return self.size
+
+    # ---- writing ------------------------------------------------------------------------------------
+    def add(
+        self,
+        obs: np.ndarray,
+        action: Any,
+        reward: float,
+        next_obs: np.ndarray,
+        terminated: bool,
+        truncated: bool,
+    ) -> None:
+        """Add one environment step; n-step windows are assembled here."""
+        flat_a = flatten_action(self.action_space, action)
+        if self.n_step == 1:
+            self._store(obs, flat_a, reward, next_obs, float(terminated), self.gamma)
+            return
+        self._pending.append((np.asarray(obs, dtype=np.float32).reshape(-1), flat_a, float(reward)))
+        if len(self._pending) == self.n_step:
+            self._emit_oldest(next_obs, terminated)
+        if terminated or truncated:
+            while self._pending:
+                self._emit_oldest(next_obs, terminated)
+
+    def _emit_oldest(self, next_obs: np.ndarray, terminated: bool) -> None:
+        ret, disc = 0.0, 1.0
+        for _, _, r in self._pending:
+            ret += disc * r
+            disc *= self.gamma
+        obs0, act0, _ = self._pending.popleft()
+        self._store(obs0, act0, ret, next_obs, float(terminated), disc)
+
+    def _store(self, obs, flat_action, reward, next_obs, done, discount) -> None:
+        i = self.pos
+        self.obs[i] = np.asarray(obs, dtype=np.float32).reshape(-1)
+        self.next_obs[i] = np.asarray(next_obs, dtype=np.float32).reshape(-1)
+        self.actions[i] = flat_action
+        self.rewards[i] = reward
+        self.dones[i] = done
+        self.discounts[i] = discount
+        self._on_store(i)
+        self.pos = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def _on_store(self, index: int) -> None:
+        """Hook for subclasses (prioritized replay sets the new slot's priority)."""
+
+    def add_dataset(self, data: dict[str, np.ndarray]) -> None:
+        """Bulk-load transitions (offline RL): keys obs, actions, rewards, next_obs, terminated."""
+        n = len(data["rewards"])
+        if n > self.capacity:
+            raise ConfigError(f"dataset has {n} transitions but replay.capacity is {self.capacity}")
+        for key in ("obs", "actions", "rewards", "next_obs", "terminated"):
+            if key not in data:
+                raise ConfigError(f"dataset lacks the key {key!r}")
+        self.obs[:n] = data["obs"].reshape(n, -1)
+        self.next_obs[:n] = data["next_obs"].reshape(n, -1)
+        self.actions[:n] = data["actions"].reshape(n, -1)
+        self.rewards[:n] = data["rewards"]
+        self.dones[:n] = data["terminated"]
+        self.discounts[:n] = self.gamma
+        for i in range(n):
+            self._on_store(i)
+        self.pos = n % self.capacity
+        self.size = n
+
+    # ---- reading ------------------------------------------------------------------------------------
+    def _sample_indices(self, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.rng.integers(0, self.size, size=batch_size), None
+
+    def sample(self, batch_size: int) -> Batch:
+        if self.size == 0:
+            raise RuntimeError("cannot sample from an empty replay buffer")
+        idx, weights = self._sample_indices(batch_size)
+        d = self.device
+        return Batch(
+            obs=_to_tensor(self.obs[idx], d),
+            actions=_to_tensor(self.actions[idx], d),
+            rewards=_to_tensor(self.rewards[idx], d),
+            next_obs=_to_tensor(self.next_obs[idx], d),
+            dones=_to_tensor(self.dones[idx], d),
+            discounts=_to_tensor(self.discounts[idx], d),
+            weights=None if weights is None else _to_tensor(weights.astype(np.float32), d),
+            indices=idx,
+        )
+
+    def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
+        """Uniform replay ignores priorities."""
+
+    def on_step(self, step: int) -> None:
+        """Schedules (prioritized replay anneals beta here)."""
+
+    # ---- persistence (plain tensors/dicts so torch.load(weights_only=True) accepts it) --------------
+    _ARRAYS = ("obs", "next_obs", "actions", "rewards", "dones", "discounts")
+
+    def state_dict(self) -> dict[str, Any]:
+        n = self.size
+        state: dict[str, Any] = {name: torch.from_numpy(getattr(self, name)[:n].copy()) for name in self._ARRAYS}
+        state.update(
+            pos=self.pos,
+            size=self.size,
+            rng=self.rng.bit_generator.state,
+            pending=[(torch.from_numpy(o), torch.from_numpy(a), r) for o, a, r in self._pending],
+        )
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        n = int(state["size"])
+        if n > self.capacity:
+            raise ConfigError(f"checkpoint holds {n} transitions but replay.capacity is {self.capacity}")
+        for name in self._ARRAYS:
+            getattr(self, name)[:n] = state[name].numpy()
+        self.pos = int(state["pos"])
+        self.size = n
+        self.rng.bit_generator.state = state["rng"]
+        self._pending = deque((o.numpy(), a.numpy(), float(r)) for o, a, r in state["pending"])
