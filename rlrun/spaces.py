@@ -62,3 +62,14 @@ def describe(space: spaces.Space) -> str:
     if is_hybrid(space):
         return f"Tuple(Discrete({space.spaces[0].n}), Box{tuple(space.spaces[1].shape)})"
     return type(space).__name__
+
+
+def sample_action(space: spaces.Space, rng: np.random.Generator) -> Any:
+    """A uniformly random action drawn from `rng` (so the trainer can checkpoint the stream)."""
+    if isinstance(space, spaces.Box):
+        return rng.uniform(space.low, space.high).astype(space.dtype)
+    if isinstance(space, spaces.Discrete):
+        return int(space.start + rng.integers(space.n))
+    if is_hybrid(space):
+        return sample_action(space.spaces[0], rng), sample_action(space.spaces[1], rng)
+    raise TypeError(f"unsupported action space {space}")

@@ -1,0 +1,164 @@
+"""Config schemas and validation: bad input fails before training with one line naming the key.
+
+Two layers:
+- `RunConfig`, a structured-config dataclass registered in Hydra's ConfigStore as `schema_run` and listed
+  first in conf/config.yaml's defaults, types the run settings (`total_steps=abc` fails at composition).
+- The `env`, `agent` and `replay` groups are validated against their `_target_`'s constructor signature,
+  the one place their parameters and types are declared: an unknown key (`agent.tua`) or a value of the
+  wrong type (`agent.actor_lr=abc`) is reported with the allowed keys.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from rlrun.errors import ConfigError
+
+
+@dataclass
+class RunConfig:
+    env: Any = None
+    agent: Any = None
+    replay: Any = None
+    reward: Any = None
+    tuned: Any = None
+    seed: int = 0
+    total_steps: int = 20000
+    learning_starts: int = 1000
+    train_every: int = 1
+    gradient_steps: int = 1
+    eval_every: int = 5000
+    eval_episodes: int = 5
+    eval_seed: int = 1_000_000
+    checkpoint_every: int = 5000
+    device: str = "cpu"
+    torch_threads: int = 1
+    progress: bool = True
+    resume: Any = None
+    dataset: Any = None
+    plots: bool = True
+
+
+def register_schemas() -> None:
+    ConfigStore.instance().store(name="schema_run", node=RunConfig)
+
+
+register_schemas()
+
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def validate_run(cfg: DictConfig) -> None:
+    """Range checks on the run settings (types are already enforced by RunConfig)."""
+    checks = {
+        "total_steps": cfg.total_steps >= 1,
+        "learning_starts": cfg.learning_starts >= 0,
+        "train_every": cfg.train_every >= 1,
+        "gradient_steps": cfg.gradient_steps >= 0,
+        "eval_every": cfg.eval_every >= 0,
+        "eval_episodes": cfg.eval_episodes >= 1,
+        "checkpoint_every": cfg.checkpoint_every >= 0,
+        "torch_threads": cfg.torch_threads >= 1,
+    }
+    for key, ok in checks.items():
+        if not ok:
+            minimum = 1 if key in ("total_steps", "train_every", "eval_episodes", "torch_threads") else 0
+            raise ConfigError(f"{key} must be >= {minimum}, got {cfg[key]}")
+    if cfg.device not in DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
+    for group in ("env", "agent", "replay"):
+        node = cfg.get(group)
+        if node is None or "_target_" not in node:
+            raise ConfigError(f"config group '{group}' is missing or has no _target_")
+        validate_target(node, group)
+
+
+# ---- validation of instantiated groups against their constructor --------------------------------------
+
+# Arguments the trainer passes to constructors itself; they must not come from the config.
+INJECTED = {
+    "env": set(),
+    "agent": {"observation_space", "action_space", "device", "seed"},
+    "replay": {"observation_space", "action_space", "gamma", "device", "seed"},
+}
+
+
+def locate(path: str) -> Any:
+    module_name, _, attr = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"_target_ {path!r} cannot be imported: {e}") from None
+
+
+def _parameters(target: Any) -> tuple[dict[str, inspect.Parameter], bool]:
+    """Named parameters of a class or function, following **kwargs up a class hierarchy."""
+    params: dict[str, inspect.Parameter] = {}
+    funcs = [c.__init__ for c in target.__mro__ if "__init__" in vars(c)] if inspect.isclass(target) else [target]
+    for func in funcs:
+        sig = inspect.signature(func)
+        hints = typing.get_type_hints(func) if func is not object.__init__ else {}
+        open_kwargs = False
+        for name, p in sig.parameters.items():
+            if name == "self" or p.kind is p.VAR_POSITIONAL:
+                continue
+            if p.kind is p.VAR_KEYWORD:
+                open_kwargs = True
+                continue
+            params.setdefault(name, p.replace(annotation=hints.get(name, p.annotation)))
+        if not open_kwargs:
+            return params, False
+    return params, True
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation in (str, bool):
+        return isinstance(value, annotation)
+    if origin in (list, tuple, typing.Sequence) or annotation in (list, tuple):
+        return isinstance(value, list | tuple | ListConfig)
+    if origin is dict or annotation is dict:
+        return isinstance(value, dict | DictConfig)
+    return True
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def validate_target(node: DictConfig, group: str) -> None:
+    target = locate(node._target_)
+    params, open_kwargs = _parameters(target)
+    allowed = sorted(set(params) - INJECTED.get(group, set()))
+    values = OmegaConf.to_container(node, resolve=True)
+    for key in node:
+        if key.startswith("_"):
+            continue
+        if key in INJECTED.get(group, set()):
+            raise ConfigError(f"{group}.{key} is set by rlrun itself and cannot be configured")
+        if key not in params:
+            if open_kwargs:
+                continue
+            raise ConfigError(f"{group}.{key} is not a parameter of {node._target_}; allowed: {', '.join(allowed)}")
+        value = values[key]
+        annotation = params[key].annotation
+        if not _type_ok(value, annotation):
+            raise ConfigError(f"{group}.{key}={value!r} has the wrong type; expected {_type_name(annotation)}")
