@@ -7,7 +7,7 @@ accumulates however many updates a run makes.
 
 Why the top of the tree is a prefix sum: in numpy each tree level costs a handful of small-array calls, so a
 20-level descent for 1M slots is dominated by per-call overhead, not arithmetic. The top levels are therefore
-replaced by one `cumsum` + `searchsorted` over the `2**top_level` nodes of level `top_level` (4,096 nodes by
+replaced by one `cumsum` + `searchsorted` over the `2**top_level` nodes of level `top_level` (1,024 nodes by
 default: a constant cost shared by the whole batch), and only the remaining `depth - top_level` levels are
 descended one level per step, vectorised over the batch. Per sample the cost stays O(log N); per batch it is
 O(2**top_level + B log N). Updates only propagate up to `top_level`, the levels above it are never stored.
@@ -21,7 +21,7 @@ import numpy as np
 class SumTree:
     """Priorities of `capacity` slots with O(log N) vectorised updates and prefix-sum search."""
 
-    def __init__(self, capacity: int, top_level: int = 12) -> None:
+    def __init__(self, capacity: int, top_level: int = 10) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = int(capacity)
@@ -53,14 +53,17 @@ class SumTree:
         """
         v = np.array(values, dtype=np.float64, copy=True).reshape(-1)
         top = self._top_nodes()
-        cum = np.cumsum(top)
+        cum = np.empty(len(top) + 1)
+        cum[0] = 0.0
+        np.cumsum(top, out=cum[1:])
         total = cum[-1]
         if not total > 0:
             raise ValueError("cannot search a sum tree whose priorities are all zero")
         # side="right": a node whose prefix does not grow (zero mass) can never be the answer
-        last = int(np.searchsorted(cum, total, side="left"))  # last node with mass
-        j = np.minimum(np.searchsorted(cum, v, side="right"), last)
-        v -= np.where(j > 0, cum[j - 1], 0.0)
+        last = int(np.searchsorted(cum, total, side="left")) - 1  # last node with mass
+        j = np.searchsorted(cum, v, side="right") - 1
+        np.minimum(j, last, out=j)
+        v -= cum[j]
         np.maximum(v, 0.0, out=v)
         idx = j + (1 << self.top)
         tree = self.tree
@@ -68,23 +71,22 @@ class SumTree:
             idx *= 2
             left = tree[idx]
             go_right = v >= left
-            np.subtract(v, left, out=v, where=go_right)
+            v -= left * go_right
             idx += go_right
         leaves = idx - self.base
         bad = tree[idx] <= 0.0
         if bad.any():  # rounding pushed a value past its subtree's mass: redo those with a guarded descent
-            leaves[bad] = self._find_guarded(j[bad] + (1 << self.top), v_start=None, values=values, mask=bad)
+            leaves[bad] = self._find_guarded(j[bad], np.asarray(values, dtype=np.float64).reshape(-1)[bad])
         return leaves
 
-    def _find_guarded(self, start: np.ndarray, v_start, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _find_guarded(self, top_index: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Slow path (rare): descend from the chosen top node, never entering a subtree without mass."""
-        del v_start
-        top = self._top_nodes()
-        cum = np.concatenate([[0.0], np.cumsum(top)])
-        v = np.asarray(values, dtype=np.float64).reshape(-1)[mask] - cum[start - (1 << self.top)]
-        out = np.empty(len(start), dtype=np.int64)
+        cum = np.concatenate([[0.0], np.cumsum(self._top_nodes())])
+        v = values - cum[top_index]  # same prefix as in `find`
+        out = np.empty(len(top_index), dtype=np.int64)
         tree = self.tree
-        for n, (node, x) in enumerate(zip(start.tolist(), v.tolist(), strict=True)):
+        for n, (j, x) in enumerate(zip(top_index.tolist(), v.tolist(), strict=True)):
+            node = j + (1 << self.top)
             x = max(x, 0.0)
             for _ in range(self.depth - self.top):
                 left, right = tree[2 * node], tree[2 * node + 1]
@@ -140,7 +142,7 @@ class SumTree:
             tree[lo : 2 * lo] = tree[2 * lo : 4 * lo : 2] + tree[2 * lo + 1 : 4 * lo : 2]
 
     def set_all(self, priorities: np.ndarray) -> None:
-        """Replace the first len(priorities) leaves, zero the rest, rebuild (checkpoint restore, bulk load)."""
+        """Replace the first len(priorities) leaves, zero the rest, rebuild (checkpoint restore, bulk)."""
         p = np.asarray(priorities, dtype=np.float64).reshape(-1)
         if len(p) > self.capacity:
             raise ValueError(f"{len(p)} priorities for a tree of capacity {self.capacity}")
