@@ -1,0 +1,343 @@
+"""Zero-export control of a three-phase PV household (rlrun/Inverter-v0), seed 002's task at 1-s resolution.
+
+A household with rooftop PV must not export to the grid. Each step (one second) the controller sets per-phase
+power targets for controllable loads ("slaves": diverters, water heaters, EV chargers) that soak up
+surplus PV.
+
+Physics per phase p, each second:
+    target_p   = command issued `delay_s` steps ago (the seed's lookahead: multi-second actuation delay),
+                 capped at the phase's slave capacity slaves_per_phase[p] * slave_max_w
+    slave_p   += clip(target_p - slave_p, -ramp_w_per_s, +ramp_w_per_s)      (ramp limit)
+    net_p      = pv / 3 - load_p - slave_p      (+ = export; a three-phase inverter feeds phases equally)
+Metering (`metering`): "per_phase" (non-balancing meter: export = sum_p max(net_p, 0), import likewise; the
+three actions genuinely matter) or "net" (balancing meter: export = max(sum_p net_p, 0)).
+
+Traces: PV (rlrun.envs.inverter.solar: pvlib clear sky + the shipped TMY3 file + a stochastic cloud process)
+and load (rlrun.envs.inverter.household: demandlib BDEW H25 + VDI 4655 + appliance events) are precomputed for
+the whole episode at reset, and so is the measurement noise, so a step is a handful of numpy operations.
+
+Episodes: `episode_s` seconds starting uniformly in [window_start_h, window_end_h - episode_s] (local standard
+time) of a day drawn from the split: day-of-year d is a test day iff d % test_every == test_every // 2
+(52 held-out days spread over the seasons; `split=train` draws from the other 313, `split=all` from all).
+Defaults: 30-min windows between 09:00 and 16:00, where the export problem is. A whole day is
+`episode_s=86400 window_start_h=0 window_end_h=24`; daylight is `episode_s=50400 window_start_h=6
+window_end_h=20`.
+
+Observation (default delay_s=5 -> 30 dims). Powers are measured values (true + N(0, noise_w)) divided by
+`obs_scale_w`; commands are fractions of max_power:
+    0                 export_w measured under the metering rule (>= 0)  (the seed weights it highest)
+    1..3              net power per phase (+ export, - import)          (weighted next in the seed's loss)
+    4                 PV power
+    5..7              household load per phase
+    8..10             slave consumption per phase
+    11..11+3*delay-1  commands issued but not yet in effect, oldest first, [phase a, b, c] each
+    -4, -3            sin, cos of the time of day
+    -2                clear-sky PV power (what pvlib predicts for a cloudless sky: a free forecast)
+    -1                change of measured PV power over the last second (cloud edges)
+Action: 3 per-phase targets in [-1, 1] mapped to [0, max_power] W as the seed's get_action does
+(-1 = all slaves off; the "do nothing" action is `noop_action`).
+Reward (weights from the `reward` group, see rlrun/conf/reward/export.yaml), per second, in kW:
+    r = -(export_weight * export_kw + import_weight * over_diversion_kw
+          + churn_weight * sum_p |command_p - previous command_p| / 1000
+          + over_limit_weight * [export > limit])
+where over_diversion = import caused by diversion (per phase min(import_p, slave_p)); import that the house
+would draw anyway (load above PV) is not the controller's doing and is not penalised.
+Compliance (UK G100 style): an excursion is a run of seconds with true export above `export_limit_w`; info
+reports seconds_over_limit, longest_excursion_s and g100_violations (excursions longer than
+g100_response_s, G100's 5 s to get back under the limit).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from rlrun.envs.inverter.household import load_trace
+from rlrun.envs.inverter.solar import SITES, clear_sky_day, load_site, pv_trace
+from rlrun.errors import ConfigError
+
+REWARD_KEYS = ("export_weight", "import_weight", "churn_weight", "over_limit_weight")
+DEFAULT_REWARD = {"export_weight": 1.0, "import_weight": 1.0, "churn_weight": 0.01, "over_limit_weight": 0.0}
+N_FIXED = 11  # features before the pending-command block
+N_TAIL = 4  # features after it
+
+
+def obs_dim(delay_s: int) -> int:
+    return N_FIXED + 3 * delay_s + N_TAIL
+
+
+def pending_slice(delay_s: int) -> slice:
+    """Where the not-yet-effective commands sit in the observation (fractions of max_power, oldest first)."""
+    return slice(N_FIXED, N_FIXED + 3 * delay_s)
+
+
+def is_test_day(doy: np.ndarray | int, test_every: int) -> np.ndarray | bool:
+    return np.asarray(doy) % test_every == test_every // 2
+
+
+def parse_reward(reward: Any) -> dict[str, float]:
+    weights = dict(DEFAULT_REWARD)
+    if reward is None:
+        return weights
+    given = {str(k): v for k, v in dict(reward).items()}
+    unknown = sorted(set(given) - set(REWARD_KEYS))
+    if unknown:
+        raise ConfigError(f"reward keys {unknown} are not inverter weights; allowed: {list(REWARD_KEYS)}")
+    for k, v in given.items():
+        if not isinstance(v, int | float) or v < 0 or not np.isfinite(v):
+            raise ConfigError(f"reward.{k} must be a finite number >= 0, got {v!r}")
+        weights[k] = float(v)
+    return weights
+
+
+class InverterEnv(gym.Env):
+    metadata = {"render_modes": []}
+    tensorboard_layout: ClassVar[dict] = {
+        "inverter": {
+            "power": ["Multiline",
+                      ["env/export_w", "env/import_w", "env/diverted_w", "env/over_diversion_w"]],
+            "energy": ["Multiline", ["env/export_kwh", "env/import_kwh", "env/over_diversion_kwh"]],
+            "compliance": ["Multiline", ["env/seconds_over_limit", "env/longest_excursion_s"]],
+            "reward_terms": ["Multiline",
+                             ["env/r_export", "env/r_import", "env/r_churn", "env/r_over_limit"]],
+        },
+    }
+    #: constructor overrides for evaluation environments: evaluate on held-out days
+    eval_kwargs: ClassVar[dict[str, Any]] = {"split": "test"}
+
+    def __init__(
+        self,
+        site: str = "723170TYA.CSV",
+        pv_kwp: float = 8.0,
+        inverter_kw: float = 8.0,
+        tilt: float = 30.0,
+        azimuth: float = 180.0,
+        annual_kwh: float = 4500.0,
+        appliance_share: float = 0.3,
+        slaves_per_phase: list[int] | None = None,
+        slave_max_w: float = 2500.0,
+        max_power: float = 5000.0,
+        ramp_w_per_s: float = 1000.0,
+        delay_s: int = 5,
+        noise_w: float = 15.0,
+        metering: str = "per_phase",
+        export_limit_w: float = 50.0,
+        g100_response_s: int = 5,
+        episode_s: int = 1800,
+        window_start_h: float = 9.0,
+        window_end_h: float = 16.0,
+        split: str = "train",
+        test_every: int = 7,
+        day: int = -1,
+        cloud_shade_s: float = 60.0,
+        cloud_edge_s: float = 4.0,
+        obs_scale_w: float = 5000.0,
+        reward: Any = None,
+    ) -> None:
+        slaves = [2, 1, 1] if slaves_per_phase is None else [int(x) for x in slaves_per_phase]
+        if len(slaves) != 3 or min(slaves) < 0:
+            raise ConfigError(f"env.slaves_per_phase must be 3 non-negative counts, got {slaves_per_phase}")
+        if site not in SITES:
+            raise ConfigError(f"env.site must be one of {list(SITES)}, got {site!r}")
+        if metering not in ("per_phase", "net"):
+            raise ConfigError(f"env.metering must be one of ['per_phase', 'net'], got {metering!r}")
+        if split not in ("train", "test", "all"):
+            raise ConfigError(f"env.split must be one of ['train', 'test', 'all'], got {split!r}")
+        if not 0 <= delay_s <= 60:
+            raise ConfigError(f"env.delay_s must be in [0, 60], got {delay_s}")
+        if not 0.0 <= window_start_h < window_end_h <= 24.0:
+            raise ConfigError("env.window_start_h < env.window_end_h must both lie in [0, 24]")
+        if episode_s < 1 or episode_s > (window_end_h - window_start_h) * 3600:
+            raise ConfigError(
+                f"env.episode_s must be in [1, (window_end_h - window_start_h) * 3600], got {episode_s}"
+            )
+        if not -1 <= day < 365:
+            raise ConfigError(f"env.day must be -1 (random) or a day of year in [0, 364], got {day}")
+        if test_every < 2:
+            raise ConfigError(f"env.test_every must be >= 2, got {test_every}")
+        for key, val in (("pv_kwp", pv_kwp), ("inverter_kw", inverter_kw), ("max_power", max_power),
+                         ("ramp_w_per_s", ramp_w_per_s), ("obs_scale_w", obs_scale_w),
+                         ("cloud_shade_s", cloud_shade_s), ("cloud_edge_s", cloud_edge_s)):
+            if not val > 0:
+                raise ConfigError(f"env.{key} must be > 0, got {val}")
+        if not 0.0 <= appliance_share < 1.0:
+            raise ConfigError(f"env.appliance_share must be in [0, 1), got {appliance_share}")
+        self.weights = parse_reward(reward)
+        self.site = site
+        self.pv_kwp, self.inverter_kw, self.tilt, self.azimuth = pv_kwp, inverter_kw, tilt, azimuth
+        self.annual_kwh, self.appliance_share = float(annual_kwh), float(appliance_share)
+        self.slaves_per_phase = slaves
+        self.capacity_w = np.minimum(np.asarray(slaves, dtype=np.float64) * slave_max_w, max_power)
+        self.max_power = float(max_power)
+        self.ramp = float(ramp_w_per_s)
+        self.delay_s = int(delay_s)
+        self.noise_w = float(noise_w)
+        self.metering = metering
+        self.export_limit_w = float(export_limit_w)
+        self.g100_response_s = int(g100_response_s)
+        self.episode_s = int(episode_s)
+        self.window = (float(window_start_h), float(window_end_h))
+        self.split, self.test_every, self.fixed_day = split, int(test_every), int(day)
+        self.cloud_shade_s, self.cloud_edge_s = float(cloud_shade_s), float(cloud_edge_s)
+        self.obs_scale = float(obs_scale_w)
+        all_days = np.arange(365)
+        test = is_test_day(all_days, self.test_every)
+        self.days = {"train": all_days[~test], "test": all_days[test], "all": all_days}[split]
+        load_site(site)  # fail fast on a broken pvlib install
+
+        dim = obs_dim(self.delay_s)
+        self.observation_space = spaces.Box(-10.0, 10.0, shape=(dim,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
+        self.noop_action = np.full(3, -1.0, dtype=np.float32)
+        self._trace: dict[str, np.ndarray] = {}
+        self._t = 0
+
+    # ---- traces ---------------------------------------------------------------------------------------
+    def _draw_episode(self) -> None:
+        rng = self.np_random
+        doy = self.fixed_day if self.fixed_day >= 0 else int(rng.choice(self.days))
+        lo, hi = self.window
+        latest = int(hi * 3600) - self.episode_s
+        t0 = int(rng.integers(int(lo * 3600), latest + 1))
+        n = self.episode_s + 1  # sample 0 is the state at reset
+        pv, pv_clear = pv_trace(
+            rng, self.site, doy, t0, n, pv_kwp=self.pv_kwp, inverter_kw=self.inverter_kw, tilt=self.tilt,
+            azimuth=self.azimuth, shade_s=self.cloud_shade_s, edge_s=self.cloud_edge_s,
+        )
+        day = clear_sky_day(self.site, doy)
+        shares = rng.dirichlet(np.full(3, 6.0))
+        load = load_trace(
+            rng, doy, t0, n, annual_kwh=self.annual_kwh, phase_shares=shares,
+            appliance_share=self.appliance_share, mean_temp_c=float(day.temp_air.mean()),
+            day_clearness=float(np.average(day.kt_hour, weights=day.ghi.reshape(24, 60).mean(1) + 1e-9)),
+        )
+        self._trace = {
+            "pv": pv, "pv_clear": pv_clear, "load": load,
+            "noise": rng.normal(0.0, self.noise_w, size=(n, 11)) if self.noise_w > 0 else np.zeros((n, 11)),
+            "meta": np.array([doy, t0], dtype=np.int64),
+        }
+
+    # ---- gym API --------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._draw_episode()
+        self._t = 0
+        self._slave = np.zeros(3)
+        self._queue = np.zeros((self.delay_s, 3))  # commands in W, oldest first
+        self._prev_cmd = np.zeros(3)
+        self._prev_pv_meas = float(self._trace["pv"][0] + self._trace["noise"][0, 4])
+        self._totals = np.zeros(6)  # export, import, diverted, over_diversion, pv, load  [W*s]
+        self._over, self._run, self._longest, self._violations = 0, 0, 0, 0
+        obs, _ = self._observe()
+        return obs, {"day": int(self._trace["meta"][0]), "start_s": int(self._trace["meta"][1])}
+
+    def _flows(self, t: int) -> tuple[np.ndarray, float, float, float]:
+        net = self._trace["pv"][t] / 3.0 - self._trace["load"][t] - self._slave
+        if self.metering == "per_phase":
+            exp = float(np.maximum(net, 0.0).sum())
+            imp_p = np.maximum(-net, 0.0)
+            return net, exp, float(imp_p.sum()), float(np.minimum(imp_p, self._slave).sum())
+        g = float(net.sum())
+        imp = max(-g, 0.0)
+        return net, max(g, 0.0), imp, min(imp, float(self._slave.sum()))
+
+    def _observe(self) -> tuple[np.ndarray, dict[str, float]]:
+        t = self._t
+        net, exp, imp, overdiv = self._flows(t)
+        noise = self._trace["noise"][t]
+        net_m = net + noise[1:4]
+        if self.metering == "per_phase":
+            exp_m = float(np.maximum(net_m, 0.0).sum())
+        else:
+            exp_m = max(float(net_m.sum()), 0.0)
+        pv_m = float(self._trace["pv"][t] + noise[4])
+        s = self.obs_scale
+        tod = (self._trace["meta"][1] + t) / 86400.0 * 2.0 * np.pi
+        obs = np.concatenate([
+            [exp_m / s], net_m / s, [pv_m / s], (self._trace["load"][t] + noise[5:8]) / s,
+            (self._slave + noise[8:11]) / s, self._queue.reshape(-1) / self.max_power,
+            [np.sin(tod), np.cos(tod), self._trace["pv_clear"][t] / s, (pv_m - self._prev_pv_meas) / s],
+        ])
+        self._prev_pv_meas = pv_m
+        flows = {"net": net, "export_w": exp, "import_w": imp, "over_diversion_w": overdiv}
+        return np.clip(obs, -10.0, 10.0).astype(np.float32), flows
+
+    def step(self, action):
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape != (3,) or not np.all(np.isfinite(a)):
+            raise ValueError(f"InverterEnv.step needs 3 finite actions in [-1, 1], got {action!r}")
+        cmd = (np.clip(a, -1.0, 1.0) + 1.0) * 0.5 * self.max_power
+        if self.delay_s:
+            target = self._queue[0].copy()
+            self._queue[:-1] = self._queue[1:]
+            self._queue[-1] = cmd
+        else:
+            target = cmd
+        target = np.minimum(target, self.capacity_w)
+        self._slave = self._slave + np.clip(target - self._slave, -self.ramp, self.ramp)
+        self._t += 1
+        obs, f = self._observe()
+        exp, imp, overdiv = f["export_w"], f["import_w"], f["over_diversion_w"]
+        diverted = float(self._slave.sum())
+        churn_kw = float(np.abs(cmd - self._prev_cmd).sum()) / 1000.0
+        self._prev_cmd = cmd
+        over = exp > self.export_limit_w
+        if over:
+            self._over += 1
+            self._run += 1
+            self._longest = max(self._longest, self._run)
+        else:
+            if self._run > self.g100_response_s:
+                self._violations += 1
+            self._run = 0
+        w = self.weights
+        terms = {
+            "r_export": -w["export_weight"] * exp / 1000.0,
+            "r_import": -w["import_weight"] * overdiv / 1000.0,
+            "r_churn": -w["churn_weight"] * churn_kw,
+            "r_over_limit": -w["over_limit_weight"] * float(over),
+        }
+        reward = float(sum(terms.values()))
+        pv, load = float(self._trace["pv"][self._t]), float(self._trace["load"][self._t].sum())
+        self._totals += (exp, imp, diverted, overdiv, pv, load)
+        truncated = self._t >= self.episode_s
+        info: dict[str, Any] = {
+            "export_w": exp, "import_w": imp, "diverted_w": diverted, "over_diversion_w": overdiv,
+            "pv_w": pv, "load_w": load, **terms,
+        }
+        if truncated:
+            if self._run > self.g100_response_s:
+                self._violations += 1
+            kwh = self._totals / 3.6e6
+            info.update(
+                export_kwh=float(kwh[0]), import_kwh=float(kwh[1]), diverted_kwh=float(kwh[2]),
+                over_diversion_kwh=float(kwh[3]), pv_kwh=float(kwh[4]), load_kwh=float(kwh[5]),
+                seconds_over_limit=float(self._over), over_limit_fraction=self._over / self.episode_s,
+                longest_excursion_s=float(self._longest), g100_violations=float(self._violations),
+                day=float(self._trace["meta"][0]),
+            )
+        return obs, reward, False, truncated, info
+
+    # ---- exact resume ---------------------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "trace": {k: v.copy() for k, v in self._trace.items()},
+            "t": self._t, "slave": self._slave.copy(), "queue": self._queue.copy(),
+            "prev_cmd": self._prev_cmd.copy(), "prev_pv": self._prev_pv_meas, "totals": self._totals.copy(),
+            "counters": [self._over, self._run, self._longest, self._violations],
+            "rng": self.np_random.bit_generator.state,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._trace = {k: np.asarray(v).copy() for k, v in state["trace"].items()}
+        self._t = int(state["t"])
+        self._slave = np.asarray(state["slave"], dtype=np.float64).copy()
+        self._queue = np.asarray(state["queue"], dtype=np.float64).copy()
+        self._prev_cmd = np.asarray(state["prev_cmd"], dtype=np.float64).copy()
+        self._prev_pv_meas = float(state["prev_pv"])
+        self._totals = np.asarray(state["totals"], dtype=np.float64).copy()
+        self._over, self._run, self._longest, self._violations = (int(x) for x in state["counters"])
+        self.np_random.bit_generator.state = state["rng"]
