@@ -85,7 +85,8 @@ def test_target_uses_min_of_twin_target_critics_and_entropy_bonus():
         a2, logp2 = agent.actor.sample(batch.next_obs)
         q = agent.critic_target(batch.next_obs, a2)  # [2, B]
         assert q.shape == (2, 32) and not torch.allclose(q[0], q[1])  # two independent critics
-        expected = batch.rewards + batch.discounts * (1 - batch.dones) * (torch.minimum(q[0], q[1]) - 0.5 * logp2)
+        v_next = torch.minimum(q[0], q[1]) - 0.5 * logp2
+        expected = batch.rewards + batch.discounts * (1 - batch.dones) * v_next
     torch.testing.assert_close(y, expected)
 
 
