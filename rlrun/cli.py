@@ -81,6 +81,9 @@ def _first_of_sweeps(overrides: list[str]) -> list[str]:
 
 def _one_line(e: Exception, overrides: list[str]) -> str:
     msg = str(e)
+    cause = e.__cause__
+    if cause is not None:
+        msg += "\n" + str(cause)
     if "Could not find '" in msg and "Available options in '" in msg:
         missing = msg.split("Could not find '")[1].split("'")[0]
         group, _, option = missing.partition("/")
@@ -88,8 +91,8 @@ def _one_line(e: Exception, overrides: list[str]) -> str:
         opts = [o for o in opts if not o.startswith("Config search path")]
         opts = opts[: opts.index("") if "" in opts else len(opts)]
         return f"{group}={option} is not a known option; available: {', '.join(o for o in opts if ' ' not in o)}"
-    if "not in struct" in msg or "Key '" in msg and "is not in struct" in msg:
-        key = msg.split("Could not override '")[1].split("'")[0] if "Could not override '" in msg else "?"
+    if "Could not override '" in msg:
+        key = msg.split("Could not override '")[1].split("'")[0]
         group, _, _ = key.partition(".")
         allowed = _keys_of(group, [o for o in overrides if not o.startswith(key + "=")])
         hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
@@ -98,8 +101,12 @@ def _one_line(e: Exception, overrides: list[str]) -> str:
     for line in msg.splitlines():
         if line.strip().startswith("full_key:"):
             full_key = line.split("full_key:")[1].strip()
-    first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
-    return f"{full_key}: {first}" if full_key and full_key not in first else first
+    lines = [ln.strip() for ln in msg.strip().splitlines() if ln.strip() and not ln.strip().startswith(
+        ("full_key", "object_type", "reference_type"))]
+    if not lines:
+        return type(e).__name__
+    text = lines[0] if len(lines) == 1 else f"{lines[0]}: {lines[-1]}"
+    return f"{full_key}: {text}" if full_key and full_key not in text else text
 
 
 def _keys_of(group: str, overrides: list[str]) -> list[str]:

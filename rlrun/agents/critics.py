@@ -26,10 +26,12 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(ensemble, in_dim, out_dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(ensemble, 1, out_dim).uniform_(-bound, bound))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, first_frozen: bool = False) -> torch.Tensor:
+        """`first_frozen`: only member 0, with weights detached (gradients flow to the input only)."""
+        weight, bias = (self.weight[:1].detach(), self.bias[:1].detach()) if first_frozen else (self.weight, self.bias)
         if x.dim() == 2:
-            x = x.unsqueeze(0).expand(self.weight.shape[0], -1, -1)
-        return torch.baddbmm(self.bias, x, self.weight)
+            x = x.unsqueeze(0).expand(weight.shape[0], -1, -1)
+        return torch.baddbmm(bias, x, weight)
 
 
 class QEnsemble(nn.Module):
@@ -69,10 +71,14 @@ class QEnsemble(nn.Module):
         layers.append(EnsembleLinear(ensemble, last, 1))
         self.body = nn.Sequential(*layers)
 
-    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """Returns [E, B]."""
+    def forward(self, obs: torch.Tensor, act: torch.Tensor, first_frozen: bool = False) -> torch.Tensor:
+        """Returns [E, B]; with `first_frozen`, [1, B] from member 0 with its weights detached, as the
+        actor loss needs (dQ/da only: no weight gradients are computed for the critic)."""
         if self.arch == "branched":
-            x = torch.cat([torch.relu(self.state_branch(obs)), torch.relu(self.action_branch(act))], dim=-1)
+            x = torch.cat([torch.relu(self.state_branch(obs, first_frozen)),
+                           torch.relu(self.action_branch(act, first_frozen))], dim=-1)
         else:
             x = torch.cat([obs, act], dim=-1)
-        return self.body(x).squeeze(-1)
+        for layer in self.body:
+            x = layer(x, first_frozen) if isinstance(layer, EnsembleLinear) else layer(x)
+        return x.squeeze(-1)

@@ -114,18 +114,18 @@ class DDPG(Agent):
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.critic.parameters(), self.grad_clip)
         self.critic_opt.step()
-        return float(loss), td.detach().abs().mean(dim=0)
+        return loss.item(), td.detach().abs().mean(dim=0)
 
     def _actor_step(self) -> float:
         obs = self._last_obs
-        q = self.critic(obs, self.actor(obs))[0]
+        q = self.critic(obs, self.actor(obs), first_frozen=True)[0]
         loss = -q.mean()
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.grad_clip)
         self.actor_opt.step()
-        return float(loss)
+        return loss.item()
 
     def _update_targets(self) -> None:
         soft_update(self.actor_target, self.actor, self.tau)

@@ -1,0 +1,290 @@
+"""Transactions: the arrival process (`TxWorkload`) and the shared mempool (`Mempool`).
+
+Every transaction is one row of preallocated numpy arrays (creation time, size, fee rate, origin node,
+status, confirming block), never a Python object, so a window of tens of thousands of arrivals costs a few
+numpy calls.
+
+Gossip. A transaction created at node o at time t is in node j's mempool from t + D[o, j], where D is the
+fastest-path delay over the topology with a per-hop relay delay (Bitcoin trickles transaction announcements).
+Simulating each small transaction message per link would multiply the event count by ~1000 for a detail that
+only shifts when a miner first sees a transaction, so the mempool is one global pool plus per-miner visibility.
+
+Status. A transaction is PENDING, CONFIRMED (in a block of the canonical, most-work chain) or EVICTED (dropped
+at the lowest fee rate when pending bytes exceed the mempool limit, as Bitcoin Core's maxmempool does). A reorg
+moves the transactions of detached blocks back to PENDING. So at any time:
+created = confirmed + pending + evicted, and no transaction is in two canonical blocks.
+
+Block templates take the highest-fee-rate visible transactions first, up to the block size (a prefix cut, so a
+large transaction can end a template early).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rlrun.envs.chain.spec import check_keys, choice, number
+
+PENDING, CONFIRMED, EVICTED = 0, 1, 2
+PATTERNS = ("steady", "daily", "bursts")
+_DAY_S = 86400.0
+
+_TX_KEYS = {
+    "rate_tps", "pattern", "daily_amplitude", "burst_factor", "burst_every_s", "burst_mean_s",
+    "size_mean_bytes", "size_sigma", "fee_median", "fee_sigma", "mempool_max_mb",
+}
+
+
+@dataclass
+class TxWorkloadSpec:
+    """What `env.transactions` may hold.
+
+    rate_tps: mean arrival rate (tx/s). pattern: steady (Poisson), daily (rate * (1 + daily_amplitude *
+    sin(2 pi t / 1 day))), bursts (bursts start every burst_every_s on average, last burst_mean_s on average,
+    and multiply the rate by burst_factor). Sizes are lognormal with mean size_mean_bytes; fee rates (sat/vB)
+    lognormal with median fee_median.
+    """
+
+    rate_tps: float = 10.0
+    pattern: str = "steady"
+    daily_amplitude: float = 0.5
+    burst_factor: float = 5.0
+    burst_every_s: float = 3600.0
+    burst_mean_s: float = 300.0
+    size_mean_bytes: float = 400.0
+    size_sigma: float = 0.5
+    fee_median: float = 10.0
+    fee_sigma: float = 1.0
+    mempool_max_mb: float = 300.0
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | None, prefix: str = "env.transactions") -> TxWorkloadSpec:
+        spec = cls(**check_keys(cfg, _TX_KEYS, prefix))
+        spec.rate_tps = number(spec.rate_tps, f"{prefix}.rate_tps", low=0.0)
+        spec.pattern = choice(spec.pattern, f"{prefix}.pattern", PATTERNS)
+        spec.daily_amplitude = number(spec.daily_amplitude, f"{prefix}.daily_amplitude", low=0.0, high=1.0)
+        spec.burst_factor = number(spec.burst_factor, f"{prefix}.burst_factor", low=1.0)
+        spec.burst_every_s = number(spec.burst_every_s, f"{prefix}.burst_every_s", low=0.0, low_open=True)
+        spec.burst_mean_s = number(spec.burst_mean_s, f"{prefix}.burst_mean_s", low=0.0, low_open=True)
+        spec.size_mean_bytes = number(spec.size_mean_bytes, f"{prefix}.size_mean_bytes", low=60.0)
+        spec.size_sigma = number(spec.size_sigma, f"{prefix}.size_sigma", low=0.0)
+        spec.fee_median = number(spec.fee_median, f"{prefix}.fee_median", low=0.0, low_open=True)
+        spec.fee_sigma = number(spec.fee_sigma, f"{prefix}.fee_sigma", low=0.0)
+        spec.mempool_max_mb = number(spec.mempool_max_mb, f"{prefix}.mempool_max_mb", low=0.0, low_open=True)
+        return spec
+
+
+class TxWorkload:
+    """Generates the transactions created in a time window, in bulk. Keeps the burst schedule between
+    windows so consecutive windows form one continuous process."""
+
+    def __init__(self, spec: TxWorkloadSpec, n_nodes: int, rng: np.random.Generator) -> None:
+        self.spec = spec
+        self.n_nodes = n_nodes
+        self.rng = rng
+        self._burst_end = -1.0
+        self._next_burst = float(rng.exponential(spec.burst_every_s)) if spec.pattern == "bursts" else math.inf
+
+    def rate_at(self, t: float) -> float:
+        s = self.spec
+        if s.pattern == "daily":
+            return s.rate_tps * (1.0 + s.daily_amplitude * math.sin(2.0 * math.pi * t / _DAY_S))
+        if s.pattern == "bursts" and t < self._burst_end:
+            return s.rate_tps * s.burst_factor
+        return s.rate_tps
+
+    def _poisson_times(self, t0: float, t1: float, rate: float) -> np.ndarray:
+        if rate <= 0.0 or t1 <= t0:
+            return np.empty(0)
+        k = int(self.rng.poisson(rate * (t1 - t0)))
+        return np.sort(self.rng.uniform(t0, t1, size=k))
+
+    def times(self, t0: float, t1: float) -> np.ndarray:
+        s = self.spec
+        if s.pattern == "steady":
+            return self._poisson_times(t0, t1, s.rate_tps)
+        if s.pattern == "daily":  # thinning of a homogeneous process at the peak rate
+            peak = s.rate_tps * (1.0 + s.daily_amplitude)
+            t = self._poisson_times(t0, t1, peak)
+            keep = self.rng.random(len(t)) * peak < s.rate_tps * (
+                1.0 + s.daily_amplitude * np.sin(2.0 * np.pi * t / _DAY_S))
+            return t[keep]
+        parts, t = [], t0  # bursts: piecewise-constant rate
+        while t < t1:
+            if t >= self._next_burst:
+                self._burst_end = self._next_burst + float(self.rng.exponential(s.burst_mean_s))
+                self._next_burst = self._burst_end + float(self.rng.exponential(s.burst_every_s))
+            if t < self._burst_end:
+                end, rate = min(self._burst_end, t1), s.rate_tps * s.burst_factor
+            else:
+                end, rate = min(self._next_burst, t1), s.rate_tps
+            parts.append(self._poisson_times(t, end, rate))
+            t = end
+        return np.concatenate(parts) if parts else np.empty(0)
+
+    def generate(self, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(creation times sorted, sizes in bytes, fee rates, origin nodes) of the window [t0, t1)."""
+        s = self.spec
+        t = self.times(t0, t1)
+        k = len(t)
+        mu = math.log(s.size_mean_bytes) - 0.5 * s.size_sigma**2
+        size = np.clip(np.rint(self.rng.lognormal(mu, s.size_sigma, size=k)), 60, 100_000).astype(np.int32)
+        fee = self.rng.lognormal(math.log(s.fee_median), s.fee_sigma, size=k).astype(np.float32)
+        origin = self.rng.integers(0, self.n_nodes, size=k, dtype=np.int32)
+        return t, size, fee, origin
+
+
+class Mempool:
+    """All transactions of a simulation plus the fee-ordered pool of pending ones (see module docstring)."""
+
+    def __init__(self, max_bytes: float, capacity: int = 1 << 14) -> None:
+        self.max_bytes = float(max_bytes)
+        self.n = 0
+        self.t_create = np.empty(capacity)
+        self.size = np.empty(capacity, dtype=np.int32)
+        self.fee = np.empty(capacity, dtype=np.float32)
+        self.origin = np.empty(capacity, dtype=np.int32)
+        self.status = np.empty(capacity, dtype=np.int8)
+        self.conf_block = np.empty(capacity, dtype=np.int32)
+        # ids of possibly-pending transactions sorted by fee rate, highest first (may hold stale entries
+        # until `maintain`), and the matching sort keys (-fee)
+        self._pool = np.empty(0, dtype=np.int64)
+        self._keys = np.empty(0, dtype=np.float32)
+        self._side: list[np.ndarray] = []  # re-pended by reorgs since the last maintain()
+        self.mean_size = 400.0
+
+    # ---- bookkeeping --------------------------------------------------------------------------------
+    def _grow(self, need: int) -> None:
+        cap = len(self.t_create)
+        if need <= cap:
+            return
+        new = max(need, 2 * cap)
+        for name in ("t_create", "size", "fee", "origin", "status", "conf_block"):
+            old = getattr(self, name)
+            arr = np.empty(new, dtype=old.dtype)
+            arr[: self.n] = old[: self.n]
+            setattr(self, name, arr)
+
+    def add(self, t_create: np.ndarray, size: np.ndarray, fee: np.ndarray, origin: np.ndarray) -> np.ndarray:
+        """Append transactions (creation times may lie in the future: they become visible when created)."""
+        k = len(t_create)
+        ids = np.arange(self.n, self.n + k)
+        if k == 0:
+            return ids
+        self._grow(self.n + k)
+        sl = slice(self.n, self.n + k)
+        self.t_create[sl] = t_create
+        self.size[sl] = size
+        self.fee[sl] = fee
+        self.origin[sl] = origin
+        self.status[sl] = PENDING
+        self.conf_block[sl] = -1
+        self.n += k
+        self.mean_size = float(self.size[: self.n].mean())
+        keys = -fee.astype(np.float32)
+        order = np.argsort(keys, kind="stable")
+        pos = np.searchsorted(self._keys, keys[order], side="right")
+        self._pool = np.insert(self._pool, pos, ids[order])
+        self._keys = np.insert(self._keys, pos, keys[order])
+        return ids
+
+    def confirm(self, ids: np.ndarray, block: int) -> None:
+        self.status[ids] = CONFIRMED
+        self.conf_block[ids] = block
+
+    def unconfirm(self, ids: np.ndarray) -> None:
+        """The block holding `ids` left the canonical chain: its transactions are pending again."""
+        if len(ids):
+            self.status[ids] = PENDING
+            self.conf_block[ids] = -1
+            self._side.append(ids)
+
+    def maintain(self, now: float) -> int:
+        """Drop non-pending entries from the pool, fold re-pended transactions back in, and evict the lowest
+        fee rates while created pending bytes exceed max_bytes. Returns the number evicted."""
+        pool = self._pool
+        if self._side:
+            side = np.unique(np.concatenate(self._side))
+            self._side = []
+            pool = np.union1d(pool, side)  # sorted by id; re-sort by fee below
+            pool = pool[np.argsort(-self.fee[pool], kind="stable")]
+        pool = pool[self.status[pool] == PENDING]
+        evicted = 0
+        created = self.t_create[pool] <= now
+        sizes = np.where(created, self.size[pool], 0)
+        cum = np.cumsum(sizes)
+        if len(cum) and cum[-1] > self.max_bytes:
+            drop = created & (cum > self.max_bytes)
+            evicted = int(drop.sum())
+            self.status[pool[drop]] = EVICTED
+            pool = pool[~drop]
+        self._pool = pool
+        self._keys = -self.fee[pool]
+        return evicted
+
+    # ---- block templates ----------------------------------------------------------------------------
+    def select(self, delay: np.ndarray, now: float, max_bytes: float, exclude: np.ndarray | None = None,
+               extra: np.ndarray | None = None) -> np.ndarray:
+        """Ids for a block template of at most `max_bytes`, highest fee rate first, from the transactions a
+        miner can see at `now` (created at least delay[origin] ago) that are not in its chain.
+
+        The pool holds transactions not in the canonical chain. A miner whose tip is off the canonical chain
+        passes `exclude` (transactions in its own non-canonical blocks) and `extra` (transactions in canonical
+        blocks its chain lacks)."""
+        st, tc, org, sz = self.status, self.t_create, self.origin, self.size
+        pool = self._pool
+        n_pool = len(pool)
+        parts: list[np.ndarray] = []
+        total, start = 0, 0
+        chunk = max(256, int(2.0 * max_bytes / self.mean_size))
+        has_excl = exclude is not None and len(exclude) > 0
+        while start < n_pool and total < max_bytes:
+            ids = pool[start : start + chunk]
+            start += chunk
+            chunk *= 2
+            ids = ids[(st[ids] == PENDING) & (tc[ids] + delay[org[ids]] <= now)]
+            if has_excl:
+                ids = ids[~np.isin(ids, exclude)]
+            parts.append(ids)
+            total += int(sz[ids].sum())
+        extras = []
+        if self._side:
+            side = np.concatenate(self._side)
+            extras.append(side[(st[side] == PENDING) & (tc[side] + delay[org[side]] <= now)])
+        if extra is not None and len(extra):
+            extras.append(extra[tc[extra] + delay[org[extra]] <= now])
+        if extras:
+            cand = np.unique(np.concatenate(parts + extras))
+            if has_excl:
+                cand = cand[~np.isin(cand, exclude)]
+            cand = cand[np.argsort(-self.fee[cand], kind="stable")]
+        elif parts:
+            cand = np.concatenate(parts)
+        else:
+            return np.empty(0, dtype=np.int64)
+        cum = np.cumsum(sz[cand])
+        return cand[: int(np.searchsorted(cum, max_bytes, side="right"))]
+
+    # ---- accounting ---------------------------------------------------------------------------------
+    def counts(self, now: float) -> dict[str, float]:
+        """created / confirmed / pending / evicted transaction counts and pending bytes, as of `now`."""
+        n = self.n
+        created = self.t_create[:n] <= now
+        st = self.status[:n]
+        pend = created & (st == PENDING)
+        return {
+            "created": float(created.sum()),
+            "confirmed": float((st == CONFIRMED).sum()),
+            "pending": float(pend.sum()),
+            "evicted": float((st == EVICTED).sum()),
+            "pending_bytes": float(self.size[:n][pend].sum()),
+        }
+
+    def pending_age_mean(self, now: float) -> float:
+        n = self.n
+        pend = (self.t_create[:n] <= now) & (self.status[:n] == PENDING)
+        return float((now - self.t_create[:n][pend]).mean()) if pend.any() else 0.0

@@ -1,0 +1,140 @@
+"""The relay env's flat observation: one routing decision, padded to `max_degree` candidate slots.
+
+Layout (float32, in this order; N relays, D = max_degree slots, F = len(CANDIDATE_FEATURES)):
+
+    header    4      constants [FORMAT_MARKER, N/1000, D/1000, F/1000], also stored as observation_space.high
+                     of these entries, so an agent reads the layout from the space before it sees an observation
+    context   6      CONTEXT ids, each encoded as (id + 1) / ID_SCALE (0 = none)
+    feedback  6      FEEDBACK: the outcome of the *previous* action (zeros after reset) - lets an online
+                     agent learn per message from the (obs, action, reward, next_obs) the trainer hands it
+    workload  7      WORKLOAD: the seed's qClass one-hot, log size, TTL bucket, plus TTL left and hop count
+    cand      D*F    CANDIDATE_FEATURES for each slot (row-major, slot-major), zeros in empty/down slots
+    cand_ids  D      neighbour relay id per slot, encoded like the context ids (0 = empty slot)
+    node_1hot N      one-hot of the deciding relay   } so generic agents (DQN) can tell where the message
+    dst_1hot  N      one-hot of the destination      } is and where it goes
+    mask      D      1 = live candidate. LAST D entries: the action mask, same as info["action_mask"]
+
+Slot i of relay x always holds x's i-th neighbour (by id), so an action index means the same link every
+time a relay decides; a failed link keeps its slot but is masked. Choosing a masked slot refuses the
+message (it is dropped at this relay), so `max_degree` exceeds every relay's degree: a policy can always
+refuse instead of breaking a boundary it must respect.
+
+Agents decode this without importing the env (agents know spaces, not envs); tests check both sides agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FORMAT_MARKER = 0.625
+ID_SCALE = 4096.0
+MSG_ID_MOD = 4095  # message ids are encoded modulo this; far more than ever travel at once
+
+CONTEXT = ("node", "dst", "prev", "msg", "region", "dst_region")
+FEEDBACK = ("has_prev", "terminal", "delivered", "dropped", "hop_s", "delivery_s")
+WORKLOAD = ("best-effort", "regional", "backbone", "log_size", "ttl_bucket", "ttl_left", "hops")
+CANDIDATE_FEATURES = (
+    "rtt",  # current link RTT / RTT_NORM_MS (the seed's norm(rttMs))
+    "loss",  # current link loss probability (norm(loss))
+    "jitter",  # current link jitter / JITTER_NORM_MS
+    "price",  # link price per MB / PRICE_NORM
+    "reputation",  # candidate relay's reputation (0..1)
+    "region_match",  # 1 if the candidate is in the destination's region (the seed's regionMatch)
+    "queue",  # candidate relay's backlog / QUEUE_NORM_MS (what a piggybacked load report would carry)
+    "dist",  # static shortest-path RTT from the candidate to the destination / RTT_NORM_MS
+    "on_sp",  # 1 if the candidate is the static shortest-path next hop (networkx, by RTT)
+    "is_dst",  # 1 if the candidate is the destination
+)
+QCLASSES = ("best-effort", "regional", "backbone")
+
+RTT_NORM_MS = 100.0
+JITTER_NORM_MS = 20.0
+PRICE_NORM = 5.0
+QUEUE_NORM_MS = 100.0
+TIME_NORM_MS = 1000.0
+TTL_BUCKETS_MS = (250.0, 500.0, 1000.0, 2000.0, 4000.0)  # bucket k: ttl < edge k; last bucket: above
+MAX_SIZE_BYTES = 1 << 20
+
+
+def encode_id(k: int) -> float:
+    return (k + 1) / ID_SCALE
+
+
+def decode_ids(x: np.ndarray) -> np.ndarray:
+    """Inverse of encode_id for arrays; -1 marks an empty entry."""
+    return np.rint(np.asarray(x, dtype=np.float64) * ID_SCALE).astype(np.int64) - 1
+
+
+def ttl_bucket(ttl_ms: float) -> float:
+    """The seed's ttlMsBucket, scaled to [0, 1]."""
+    k = int(np.searchsorted(TTL_BUCKETS_MS, ttl_ms, side="right"))
+    return k / len(TTL_BUCKETS_MS)
+
+
+@dataclass(frozen=True)
+class ObsLayout:
+    """Offsets of every block for N relays and D slots."""
+
+    n_nodes: int
+    max_degree: int
+
+    @property
+    def n_feat(self) -> int:
+        return len(CANDIDATE_FEATURES)
+
+    @property
+    def context(self) -> int:
+        return 4
+
+    @property
+    def feedback(self) -> int:
+        return self.context + len(CONTEXT)
+
+    @property
+    def workload(self) -> int:
+        return self.feedback + len(FEEDBACK)
+
+    @property
+    def cand(self) -> int:
+        return self.workload + len(WORKLOAD)
+
+    @property
+    def cand_ids(self) -> int:
+        return self.cand + self.max_degree * self.n_feat
+
+    @property
+    def node_1hot(self) -> int:
+        return self.cand_ids + self.max_degree
+
+    @property
+    def dst_1hot(self) -> int:
+        return self.node_1hot + self.n_nodes
+
+    @property
+    def mask(self) -> int:
+        return self.dst_1hot + self.n_nodes
+
+    @property
+    def size(self) -> int:
+        return self.mask + self.max_degree
+
+    def header(self) -> np.ndarray:
+        return np.array(
+            [FORMAT_MARKER, self.n_nodes / 1000.0, self.max_degree / 1000.0, self.n_feat / 1000.0],
+            dtype=np.float32,
+        )
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Box bounds: the header's upper bounds are the header itself; the rest have generous finite caps."""
+        low = np.zeros(self.size, dtype=np.float32)
+        high = np.ones(self.size, dtype=np.float32)
+        high[:4] = self.header()
+        high[self.feedback + FEEDBACK.index("hop_s")] = 1000.0
+        high[self.feedback + FEEDBACK.index("delivery_s")] = 1000.0
+        cand_high = np.ones(self.n_feat, dtype=np.float32)
+        for name in ("rtt", "jitter", "price", "queue", "dist"):
+            cand_high[CANDIDATE_FEATURES.index(name)] = 1000.0
+        high[self.cand : self.cand_ids] = np.tile(cand_high, self.max_degree)
+        return low, high

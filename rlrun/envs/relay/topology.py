@@ -1,0 +1,240 @@
+"""Overlay topologies for the relay env: networkx graphs with per-link and per-relay attributes.
+
+Every builder returns an undirected `nx.Graph` with nodes 0..N-1 and
+    node attrs: region (int), reputation (0..1), service_mbps (relay forwarding rate, MB/s)
+    edge attrs: rtt_ms, jitter_ms, loss (probability), price_per_mb
+The graph is connected and so is every region's induced subgraph, so a message that must not leave its
+region (qClass `regional`) always has a compliant path; the builders check this rather than hope for it.
+Link attributes are the *base* values; the env drifts and degrades copies of them during an episode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from rlrun.errors import ConfigError
+
+TOPOLOGIES = ("grid", "geometric", "backbone", "edges")
+
+
+def _decorate(g: nx.Graph, rng: np.random.Generator, service_mbps: float) -> nx.Graph:
+    """Fill in the attributes a builder left out, drawn from plausible overlay ranges."""
+    for n in g.nodes:
+        d = g.nodes[n]
+        d.setdefault("region", 0)
+        d.setdefault("reputation", float(rng.uniform(0.7, 1.0)))
+        d.setdefault("service_mbps", float(service_mbps))
+    for u, v in g.edges:
+        d = g.edges[u, v]
+        d.setdefault("rtt_ms", float(rng.uniform(8.0, 16.0)))
+        cross = g.nodes[u]["region"] != g.nodes[v]["region"]
+        d.setdefault("jitter_ms", float(0.1 * d["rtt_ms"] + rng.uniform(0.0, 2.0)))
+        d.setdefault("loss", float(rng.uniform(0.0, 0.004)))
+        d.setdefault("price_per_mb", float(rng.uniform(2.0, 5.0) if cross else rng.uniform(0.5, 2.0)))
+    return g
+
+
+def check_topology(g: nx.Graph) -> None:
+    """Raise ConfigError unless the graph is usable: nodes 0..N-1, connected, regions connected."""
+    n = g.number_of_nodes()
+    if n < 2:
+        raise ConfigError(f"env topology needs at least 2 relays, got {n}")
+    if sorted(g.nodes) != list(range(n)):
+        raise ConfigError("env.edges must name relays 0..N-1 with no gaps")
+    if not nx.is_connected(g):
+        raise ConfigError("env topology is not connected: some relays cannot reach each other")
+    regions: dict[int, list[int]] = {}
+    for node, r in g.nodes(data="region"):
+        regions.setdefault(int(r), []).append(node)
+    for r, members in regions.items():
+        if not nx.is_connected(g.subgraph(members)):
+            raise ConfigError(f"region {r} of the topology is not connected within itself")
+    for u, v, d in g.edges(data=True):
+        if d["rtt_ms"] <= 0 or not 0.0 <= d["loss"] < 1.0 or d["price_per_mb"] < 0 or d["jitter_ms"] < 0:
+            raise ConfigError(f"link {u}-{v} has invalid attributes {dict(d)}")
+
+
+def _remove_some(g: nx.Graph, rng: np.random.Generator, count: int, keep: set[tuple[int, int]]) -> None:
+    """Remove up to `count` random links while the graph and every region stay connected."""
+    edges = [e for e in g.edges if e not in keep and (e[1], e[0]) not in keep]
+    order = rng.permutation(len(edges))
+    removed = 0
+    for i in order:
+        if removed >= count:
+            break
+        u, v = edges[i]
+        attrs = dict(g.edges[u, v])
+        g.remove_edge(u, v)
+        region = g.nodes[u]["region"]
+        same = g.nodes[v]["region"] == region
+        ok = nx.is_connected(g) and (
+            not same or nx.is_connected(g.subgraph([n for n, r in g.nodes(data="region") if r == region]))
+        )
+        if ok:
+            removed += 1
+        else:
+            g.add_edge(u, v, **attrs)
+
+
+def irregular_grid(rng: np.random.Generator, rows: int = 6, cols: int = 6, service_mbps: float = 2.5) -> nx.Graph:
+    """Boyan & Littman's test bed in spirit: two halves of a grid joined by two bridges of unequal RTT.
+
+    Shortest paths by RTT funnel most cross-half traffic over the short bridge, so under load its relays
+    saturate while the long bridge idles: the case Q-routing is known to fix. Regions are the quadrants.
+    """
+    if rows < 4 or cols < 4:
+        raise ConfigError(f"grid topology needs at least 4x4 relays, got {rows}x{cols}")
+    g = nx.Graph()
+    half_c, half_r = cols // 2, rows // 2
+    for r in range(rows):
+        for c in range(cols):
+            g.add_node(r * cols + c, region=(0 if r < half_r else 2) + (0 if c < half_c else 1))
+    for r in range(rows):
+        for c in range(cols):
+            n = r * cols + c
+            if r + 1 < rows:
+                g.add_edge(n, n + cols, rtt_ms=float(rng.uniform(8.0, 12.0)))
+            if c + 1 < cols and c + 1 != half_c:
+                g.add_edge(n, n + 1, rtt_ms=float(rng.uniform(8.0, 12.0)))
+    short_row, long_row = max(half_r - 1, 0), rows - 1
+    short = (short_row * cols + half_c - 1, short_row * cols + half_c)
+    long_ = (long_row * cols + half_c - 1, long_row * cols + half_c)
+    g.add_edge(*short, rtt_ms=6.0)
+    g.add_edge(*long_, rtt_ms=25.0)
+    _remove_some(g, rng, count=max(1, rows * cols // 12), keep={short, long_})
+    return _decorate(g, rng, service_mbps)
+
+
+def geometric(rng: np.random.Generator, n: int = 30, regions: int = 3, service_mbps: float = 2.5) -> nx.Graph:
+    """Random geometric graph in the unit square; RTT grows with distance; regions grown from seeds."""
+    if n < 4:
+        raise ConfigError(f"env.num_nodes must be >= 4 for the geometric topology, got {n}")
+    radius = float(np.sqrt(2.2 * np.log(n) / (np.pi * n)))
+    for _ in range(200):
+        pos = {i: tuple(rng.uniform(0.0, 1.0, size=2)) for i in range(n)}
+        g = nx.random_geometric_graph(n, radius, pos=pos)
+        if nx.is_connected(g):
+            break
+        radius *= 1.05
+    else:  # pragma: no cover - the radius grows until the graph connects
+        raise ConfigError("could not draw a connected geometric topology")
+    for u, v in g.edges:
+        dist = float(np.hypot(pos[u][0] - pos[v][0], pos[u][1] - pos[v][1]))
+        g.edges[u, v]["rtt_ms"] = 4.0 + 60.0 * dist
+    _assign_regions_by_bfs(g, rng, regions)
+    for node in g.nodes:
+        del g.nodes[node]["pos"]
+    return _decorate(g, rng, service_mbps)
+
+
+def _assign_regions_by_bfs(g: nx.Graph, rng: np.random.Generator, regions: int) -> None:
+    """Multi-source BFS from `regions` random seeds: each node joins its BFS parent's region, so every
+    region is connected (it is a subtree of the BFS forest)."""
+    regions = max(1, min(int(regions), g.number_of_nodes()))
+    seeds = [int(s) for s in rng.choice(g.number_of_nodes(), size=regions, replace=False)]
+    label = {s: i for i, s in enumerate(seeds)}
+    frontier = list(seeds)
+    while frontier:
+        nxt = []
+        for u in frontier:
+            for v in sorted(g.neighbors(u)):
+                if v not in label:
+                    label[v] = label[u]
+                    nxt.append(v)
+        frontier = nxt
+    for node, r in label.items():
+        g.nodes[node]["region"] = r
+
+
+def backbone(
+    rng: np.random.Generator, regions: int = 3, per_region: int = 6, service_mbps: float = 2.5
+) -> nx.Graph:
+    """Multi-region overlay: a ring with chords inside each region, two gateways per region, and long-haul
+    backbone links (high RTT, high price) between the gateways of every pair of regions."""
+    if regions < 2 or per_region < 3:
+        raise ConfigError(f"backbone topology needs >= 2 regions of >= 3 relays, got {regions}x{per_region}")
+    g = nx.Graph()
+    for r in range(regions):
+        base = r * per_region
+        for i in range(per_region):
+            g.add_node(base + i, region=r)
+        for i in range(per_region):
+            g.add_edge(base + i, base + (i + 1) % per_region, rtt_ms=float(rng.uniform(5.0, 15.0)))
+        for _ in range(max(1, per_region // 3)):
+            u, v = (int(x) for x in rng.choice(per_region, size=2, replace=False))
+            if not g.has_edge(base + u, base + v):
+                g.add_edge(base + u, base + v, rtt_ms=float(rng.uniform(8.0, 20.0)))
+    gateways = {r: (r * per_region, r * per_region + per_region // 2) for r in range(regions)}
+    for a in range(regions):
+        for b in range(a + 1, regions):
+            for k in range(2):
+                u, v = gateways[a][k], gateways[b][k]
+                g.add_edge(
+                    u,
+                    v,
+                    rtt_ms=float(rng.uniform(40.0, 80.0)),
+                    price_per_mb=float(rng.uniform(3.0, 6.0)),
+                    loss=float(rng.uniform(0.0, 0.01)),
+                )
+    return _decorate(g, rng, service_mbps)
+
+
+def from_edges(
+    rng: np.random.Generator,
+    edges: Sequence[Sequence[Any]],
+    regions: Sequence[int] | None = None,
+    service_mbps: float = 2.5,
+) -> nx.Graph:
+    """User-supplied overlay: `edges` rows are [u, v] or [u, v, rtt_ms]; `regions` gives each relay's region."""
+    g = nx.Graph()
+    for row in edges:
+        if len(row) not in (2, 3):
+            raise ConfigError(f"env.edges rows must be [u, v] or [u, v, rtt_ms], got {list(row)}")
+        u, v = int(row[0]), int(row[1])
+        if u == v:
+            raise ConfigError(f"env.edges has a self-loop at relay {u}")
+        attrs = {"rtt_ms": float(row[2])} if len(row) == 3 else {}
+        g.add_edge(u, v, **attrs)
+    if regions:
+        if len(regions) != g.number_of_nodes():
+            raise ConfigError(f"env.regions has {len(regions)} entries but the edges name {g.number_of_nodes()} relays")
+        for node in g.nodes:
+            if node < len(regions):
+                g.nodes[node]["region"] = int(regions[node])
+    return _decorate(g, rng, service_mbps)
+
+
+def build_topology(
+    name: str,
+    seed: int,
+    *,
+    num_nodes: int = 30,
+    num_regions: int = 3,
+    grid_size: Sequence[int] = (6, 6),
+    edges: Sequence[Sequence[Any]] | None = None,
+    regions: Sequence[int] | None = None,
+    service_mbps: float = 2.5,
+) -> nx.Graph:
+    """Build and validate the named topology; the same seed gives the same graph."""
+    rng = np.random.default_rng(seed)
+    if name == "grid":
+        if len(grid_size) != 2:
+            raise ConfigError(f"env.grid_size must be [rows, cols], got {list(grid_size)}")
+        g = irregular_grid(rng, int(grid_size[0]), int(grid_size[1]), service_mbps)
+    elif name == "geometric":
+        g = geometric(rng, int(num_nodes), int(num_regions), service_mbps)
+    elif name == "backbone":
+        per = max(3, int(num_nodes) // max(int(num_regions), 1))
+        g = backbone(rng, int(num_regions), per, service_mbps)
+    elif name == "edges":
+        if not edges:
+            raise ConfigError("env.topology=edges needs env.edges=[[u, v], ...] (optionally [u, v, rtt_ms])")
+        g = from_edges(rng, edges, regions, service_mbps)
+    else:
+        raise ConfigError(f"env.topology must be one of {', '.join(TOPOLOGIES)}, got {name!r}")
+    check_topology(g)
+    return g
