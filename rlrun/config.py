@@ -29,7 +29,6 @@ class RunConfig:
     agent: Any = None
     replay: Any = None
     reward: Any = None
-    tuned: Any = None
     seed: int = 0
     total_steps: int = 20000
     learning_starts: int = 1000
