@@ -1,0 +1,20 @@
+"""Shared SimPy chain core.
+
+network.py   regions, link latency, bandwidth, topology, message timing (`Network`, `Transport`)
+gossip.py    block relay policies (`RelayPlan`, slot masks, named strategies)
+mempool.py   transaction arrivals (`TxWorkload`) and the fee-ordered mempool (`Mempool`)
+pow.py       proof-of-work mining, inv/getdata/block propagation and fork choice (`PowChain`)
+metrics.py   per-window metrics (orphan_rate, latency, throughput, propagation times, ...)
+
+A consensus engine other than PoW reuses network/gossip/mempool and brings its own block production.
+"""
+
+from rlrun.envs.chain.gossip import STRATEGIES, RelayPlan, slot_plan, strategy_plan
+from rlrun.envs.chain.mempool import Mempool, TxWorkload, TxWorkloadSpec
+from rlrun.envs.chain.network import Network, NetworkSpec, Transport
+from rlrun.envs.chain.pow import PowChain, make_hashpower
+
+__all__ = [
+    "STRATEGIES", "Mempool", "Network", "NetworkSpec", "PowChain", "RelayPlan", "Transport", "TxWorkload",
+    "TxWorkloadSpec", "make_hashpower", "slot_plan", "strategy_plan",
+]

@@ -1,0 +1,286 @@
+"""Proof-of-work chain on the shared network, as a SimPy discrete-event simulation.
+
+Mining. The network finds blocks as one Poisson process whose mean interval is the current target interval
+(difficulty is assumed to track the target); the finder is drawn by hash power, which is the same as each
+miner running its own Poisson process. A block's work is proportional to its target interval (its difficulty),
+so fork choice is "most cumulative work", which is "longest chain" while the interval is fixed. The miner
+builds on its own tip with the highest-fee transactions it can see, up to the block size limit.
+
+Propagation, per hop (Bitcoin's announce-then-fetch protocol):
+  1. a node whose tip changed sends `inv` to the peers of the relay plan in force (one link latency);
+  2. a peer that lacks the block and whose own tip has less work answers `getdata` (one link latency);
+     if it also lacks ancestors (possible when relay is restricted) it asks for those too;
+  3. the sender uploads the block(s) on its FIFO upload link (`Transport.send`: size / min(upload, download)
+     + latency); the receiver validates them (time proportional to size) and, if its tip changed, relays.
+Nodes announce only blocks that become their tip, as Bitcoin does, so stale blocks travel less far.
+An `inv` is not sent to a peer that already has, or has already requested, the block, or whose tip already
+has at least as much work: such an inv would be ignored on arrival, so skipping it changes nothing but the
+event count.
+
+With `network.fixed_delay_s = d` the protocol is replaced by "every node receives every block exactly d after
+it is found", the model behind the stale-rate formula (tests/test_chain_sim.py).
+
+Performance: every event is a bare SimPy Timeout with one callback and a tuple payload; blocks are indexes
+into parallel Python lists; per-block per-node state is one bytearray per block.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+
+import numpy as np
+import simpy
+from simpy.events import Timeout
+
+from rlrun.envs.chain.gossip import RelayPlan, strategy_plan
+from rlrun.envs.chain.mempool import Mempool, TxWorkload
+from rlrun.envs.chain.network import Network, Transport
+
+HEADER_BYTES = 500  # block header + coinbase transaction
+
+UNKNOWN, REQUESTED, HAVE = 0, 1, 2
+
+
+class PowChain:
+    """One simulation run: network + mempool + blocks + SimPy clock. Drive it with `configure` and
+    `run_until`; read results from the public lists or with `rlrun.envs.chain.metrics`."""
+
+    def __init__(self, net: Network, workload: TxWorkload, hashpower: np.ndarray, rng: np.random.Generator,
+                 *, mempool_max_bytes: float = 300e6) -> None:
+        self.net = net
+        self.n = n = net.n
+        self.rng = rng
+        self._pyrng = random.Random(int(rng.integers(2**63)))
+        self.env = simpy.Environment()
+        self.transport = Transport(net)
+        self.workload = workload
+        self.mempool = Mempool(mempool_max_bytes)
+        self.mempool.mean_size = workload.spec.size_mean_bytes
+        # blocks (index = block id, 0 = genesis, ids in the order found)
+        self.parent: list[int] = [-1]
+        self.height: list[int] = [0]
+        self.work: list[float] = [0.0]
+        self.t_found: list[float] = [0.0]
+        self.size: list[int] = [HEADER_BYTES]
+        self.miner: list[int] = [-1]
+        self.txs: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
+        self.state: list[bytearray] = [bytearray([HAVE]) * n]
+        self.n_have: list[int] = [n]
+        self.t50: list[float] = [0.0]  # time from finding to 50% / 90% of nodes having it (nan until reached)
+        self.t90: list[float] = [0.0]
+        self._thr50 = max(1, math.ceil(0.5 * n))
+        self._thr90 = max(1, math.ceil(0.9 * n))
+        self.tip: list[int] = [0] * n
+        self.canon: list[int] = [0]  # canonical (most-work) chain by height; ties keep the earlier block
+        # miners
+        hp = np.asarray(hashpower, dtype=float)
+        self.miners = [int(i) for i in np.flatnonzero(hp > 0)]
+        shares = hp[self.miners] / hp[self.miners].sum()
+        self._cum = list(np.cumsum(shares))
+        self._cum[-1] = 1.0
+        self.tx_delay = net.shortest_delays(self.miners, net.spec.tx_relay_delay_s)
+        # parameters in force
+        self.max_block_bytes = 1_000_000
+        self.interval = 600.0
+        self.plan: RelayPlan = strategy_plan(net, "flood")
+        self._mine_gen = 0
+        self._mine_pending = False
+        self.events = 0
+        self._fixed = net.fixed_delay_s
+
+    # ---- control ------------------------------------------------------------------------------------
+    def configure(self, block_bytes: float, interval_s: float, plan: RelayPlan | None = None) -> None:
+        """Set the protocol parameters from now on. A new interval redraws the time to the next block,
+        which the memorylessness of mining makes exact."""
+        if not interval_s > 0:
+            raise ValueError(f"block interval must be > 0, got {interval_s}")
+        self.max_block_bytes = int(block_bytes)
+        if plan is not None:
+            self.plan = plan
+        if interval_s != self.interval or not self._mine_pending:
+            self.interval = float(interval_s)
+            self._mine_gen += 1
+            self._schedule_mine()
+
+    def add_transactions(self, t0: float, t1: float) -> int:
+        """Create the transactions of [t0, t1) (they become visible as their creation times pass)."""
+        t, size, fee, origin = self.workload.generate(t0, t1)
+        self.mempool.add(t, size, fee, origin)
+        return len(t)
+
+    def run_until(self, t: float) -> None:
+        if t > self.env.now:
+            self.env.run(until=t)
+
+    @property
+    def now(self) -> float:
+        return float(self.env.now)
+
+    # ---- chain queries ------------------------------------------------------------------------------
+    def on_canon(self, b: int) -> bool:
+        h = self.height[b]
+        return h < len(self.canon) and self.canon[h] == b
+
+    @property
+    def n_blocks(self) -> int:
+        """Blocks found, excluding genesis."""
+        return len(self.parent) - 1
+
+    # ---- mining -------------------------------------------------------------------------------------
+    def _schedule_mine(self) -> None:
+        ev = Timeout(self.env, float(self.rng.exponential(self.interval)), self._mine_gen)
+        ev.callbacks.append(self._on_mine)
+        self._mine_pending = True
+
+    def _on_mine(self, ev: simpy.Event) -> None:
+        self.events += 1
+        if ev._value != self._mine_gen:
+            return  # superseded by a new interval
+        now = self.env.now
+        k = bisect.bisect_right(self._cum, self.rng.random())
+        m = self.miners[min(k, len(self.miners) - 1)]
+        parent = self.tip[m]
+        exclude, extra = self._chain_diff(parent)
+        txs = self.mempool.select(self.tx_delay[min(k, len(self.miners) - 1)], now,
+                                  self.max_block_bytes - HEADER_BYTES, exclude, extra)
+        b = len(self.parent)
+        self.parent.append(parent)
+        self.height.append(self.height[parent] + 1)
+        self.work.append(self.work[parent] + self.interval)
+        self.t_found.append(now)
+        self.size.append(HEADER_BYTES + int(self.mempool.size[txs].sum()))
+        self.miner.append(m)
+        self.txs.append(txs)
+        st = bytearray(self.n)
+        st[m] = HAVE
+        self.state.append(st)
+        self.n_have.append(1)
+        self.t50.append(0.0 if self._thr50 == 1 else math.nan)
+        self.t90.append(0.0 if self._thr90 == 1 else math.nan)
+        self.tip[m] = b
+        if self.work[b] > self.work[self.canon[-1]]:
+            self._reorg(b)
+        if self._fixed is not None:
+            if self.n > 1:
+                Timeout(self.env, self._fixed, b).callbacks.append(self._on_deliver_all)
+        else:
+            self._announce(m, b, -1)
+        self._schedule_mine()
+
+    def _chain_diff(self, tip: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(txs in tip's chain but not canonical, txs canonical but not in tip's chain)."""
+        if tip == self.canon[-1]:
+            return None, None
+        side = []
+        x = tip
+        while not self.on_canon(x):
+            side.append(x)
+            x = self.parent[x]
+        exclude = np.concatenate([self.txs[s] for s in side]) if side else None
+        above = self.canon[self.height[x] + 1 :]
+        extra = np.concatenate([self.txs[c] for c in above]) if above else None
+        return exclude, extra
+
+    def _reorg(self, b: int) -> None:
+        """Make b the canonical tip: detached blocks' transactions go back to pending."""
+        new = []
+        x = b
+        while not self.on_canon(x):
+            new.append(x)
+            x = self.parent[x]
+        fork_h = self.height[x]
+        mp = self.mempool
+        for c in self.canon[fork_h + 1 :]:
+            mp.unconfirm(self.txs[c])
+        del self.canon[fork_h + 1 :]
+        for c in reversed(new):
+            self.canon.append(c)
+            mp.confirm(self.txs[c], c)
+
+    # ---- propagation --------------------------------------------------------------------------------
+    def _got(self, b: int, now: float) -> None:
+        k = self.n_have[b] + 1
+        self.n_have[b] = k
+        if k == self._thr50:
+            self.t50[b] = now - self.t_found[b]
+        if k == self._thr90:
+            self.t90[b] = now - self.t_found[b]
+
+    def _announce(self, node: int, b: int, exclude: int) -> None:
+        targets = self.plan.targets[node]
+        fanout = self.plan.fanout
+        if fanout and len(targets) > fanout:
+            targets = self._pyrng.sample(targets, fanout)
+        st = self.state[b]
+        wb = self.work[b]
+        work, tip, env, cb = self.work, self.tip, self.env, self._on_inv
+        for p, d in targets:
+            if p == exclude or st[p] or work[tip[p]] >= wb:
+                continue
+            Timeout(env, d, (b, node, p)).callbacks.append(cb)
+
+    def _on_inv(self, ev: simpy.Event) -> None:
+        self.events += 1
+        b, src, dst = ev._value
+        st = self.state[b]
+        if st[dst] or self.work[self.tip[dst]] >= self.work[b]:
+            return
+        st[dst] = REQUESTED
+        blist = [b]
+        p = self.parent[b]
+        state, parent = self.state, self.parent
+        while state[p][dst] != HAVE:
+            blist.append(p)
+            p = parent[p]
+        Timeout(self.env, self.net.lat[dst][src], (blist, src, dst)).callbacks.append(self._on_getdata)
+
+    def _on_getdata(self, ev: simpy.Event) -> None:
+        self.events += 1
+        blist, up, down = ev._value
+        size = self.size
+        nbytes = size[blist[0]] if len(blist) == 1 else sum(size[x] for x in blist)
+        delay = self.transport.send(self.env.now, up, down, nbytes) + self.net.validation_delay(nbytes)
+        Timeout(self.env, delay, ev._value).callbacks.append(self._on_block)
+
+    def _on_block(self, ev: simpy.Event) -> None:
+        self.events += 1
+        blist, src, dst = ev._value
+        now = self.env.now
+        state = self.state
+        for x in reversed(blist):
+            st = state[x]
+            if st[dst] != HAVE:
+                st[dst] = HAVE
+                self._got(x, now)
+        b = blist[0]
+        if self.work[b] > self.work[self.tip[dst]]:
+            self.tip[dst] = b
+            self._announce(dst, b, src)
+
+    def _on_deliver_all(self, ev: simpy.Event) -> None:
+        """Fixed-delay mode: block b reaches every node at once."""
+        self.events += 1
+        b = ev._value
+        now = self.env.now
+        st, wb, work, tip = self.state[b], self.work[b], self.work, self.tip
+        for i in range(self.n):
+            if st[i] != HAVE:
+                st[i] = HAVE
+                self._got(b, now)
+                if wb > work[tip[i]]:
+                    tip[i] = b
+
+
+def make_hashpower(n_nodes: int, weights: list[float], rng: np.random.Generator) -> np.ndarray:
+    """Place the pools' relative weights on distinct random nodes (a network with fewer nodes than pools
+    keeps the largest pools) and normalise. Returns an [n_nodes] array of shares."""
+    w = np.asarray(weights, dtype=float)
+    k = min(len(w), n_nodes)
+    w = np.sort(w)[::-1][:k]
+    nodes = rng.choice(n_nodes, size=k, replace=False)
+    hp = np.zeros(n_nodes)
+    hp[nodes] = w / w.sum()
+    return hp
+
