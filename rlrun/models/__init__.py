@@ -1,0 +1,1 @@
+"""Learned models used by the agents (seed 002's forward dynamics model)."""
