@@ -155,7 +155,16 @@ class Mempool:
         self._pool = np.empty(0, dtype=np.int64)
         self._keys = np.empty(0, dtype=np.float32)
         self._side: list[np.ndarray] = []  # re-pended by reorgs since the last maintain()
+        self._stale = 0  # pool entries known to be no longer pending
         self.mean_size = 400.0
+        # running totals, so accounting is O(1) per query instead of a scan of every transaction:
+        # [count, bytes, sum of creation times] of confirmed and of evicted transactions, and prefix sums of
+        # sizes / creation times over all transactions (t_create is non-decreasing: windows are generated
+        # in order, each sorted)
+        self._conf = np.zeros(3)
+        self._evic = np.zeros(3)
+        self._cum_size = np.zeros(capacity + 1)
+        self._cum_t = np.zeros(capacity + 1)
 
     # ---- bookkeeping --------------------------------------------------------------------------------
     def _grow(self, need: int) -> None:
@@ -168,6 +177,11 @@ class Mempool:
             arr = np.empty(new, dtype=old.dtype)
             arr[: self.n] = old[: self.n]
             setattr(self, name, arr)
+        for name in ("_cum_size", "_cum_t"):
+            old = getattr(self, name)
+            arr = np.zeros(new + 1)
+            arr[: self.n + 1] = old[: self.n + 1]
+            setattr(self, name, arr)
 
     def add(self, t_create: np.ndarray, size: np.ndarray, fee: np.ndarray, origin: np.ndarray) -> np.ndarray:
         """Append transactions (creation times may lie in the future: they become visible when created)."""
@@ -175,6 +189,8 @@ class Mempool:
         ids = np.arange(self.n, self.n + k)
         if k == 0:
             return ids
+        if self.n and t_create[0] < self.t_create[self.n - 1]:
+            raise ValueError("Mempool.add: transactions must be added in order of creation time")
         self._grow(self.n + k)
         sl = slice(self.n, self.n + k)
         self.t_create[sl] = t_create
@@ -183,6 +199,8 @@ class Mempool:
         self.origin[sl] = origin
         self.status[sl] = PENDING
         self.conf_block[sl] = -1
+        self._cum_size[self.n + 1 : self.n + k + 1] = self._cum_size[self.n] + np.cumsum(size, dtype=np.float64)
+        self._cum_t[self.n + 1 : self.n + k + 1] = self._cum_t[self.n] + np.cumsum(t_create, dtype=np.float64)
         self.n += k
         self.mean_size = float(self.size[: self.n].mean())
         keys = -fee.astype(np.float32)
@@ -192,38 +210,59 @@ class Mempool:
         self._keys = np.insert(self._keys, pos, keys[order])
         return ids
 
+    def _totals(self, ids: np.ndarray) -> np.ndarray:
+        return np.array([len(ids), float(self.size[ids].sum()), float(self.t_create[ids].sum())])
+
     def confirm(self, ids: np.ndarray, block: int) -> None:
+        """`ids` are in `block`, which joined the canonical chain (they are pending or evicted)."""
+        if not len(ids):
+            return
+        was_evicted = ids[self.status[ids] == EVICTED]
+        if len(was_evicted):
+            self._evic -= self._totals(was_evicted)
         self.status[ids] = CONFIRMED
         self.conf_block[ids] = block
+        self._conf += self._totals(ids)
+        self._stale += len(ids)
 
     def unconfirm(self, ids: np.ndarray) -> None:
         """The block holding `ids` left the canonical chain: its transactions are pending again."""
         if len(ids):
             self.status[ids] = PENDING
             self.conf_block[ids] = -1
+            self._conf -= self._totals(ids)
             self._side.append(ids)
 
     def maintain(self, now: float) -> int:
-        """Drop non-pending entries from the pool, fold re-pended transactions back in, and evict the lowest
-        fee rates while created pending bytes exceed max_bytes. Returns the number evicted."""
-        pool = self._pool
+        """Drop non-pending entries from the pool, fold re-pended transactions back in,
+        and evict the lowest fee rates while created pending bytes exceed max_bytes. Returns the number
+        evicted."""
+        pool, keys = self._pool, self._keys
         if self._side:
             side = np.unique(np.concatenate(self._side))
             self._side = []
-            pool = np.union1d(pool, side)  # sorted by id; re-sort by fee below
+            pool = np.union1d(pool, side)  # sorted by id; re-sort by fee
             pool = pool[np.argsort(-self.fee[pool], kind="stable")]
-        pool = pool[self.status[pool] == PENDING]
+            keys = -self.fee[pool]
+            self._stale = len(pool)  # force the compaction below
+        if self._stale:
+            keep = self.status[pool] == PENDING
+            pool, keys = pool[keep], keys[keep]
+            self._stale = 0
         evicted = 0
-        created = self.t_create[pool] <= now
-        sizes = np.where(created, self.size[pool], 0)
-        cum = np.cumsum(sizes)
-        if len(cum) and cum[-1] > self.max_bytes:
+        if self.pending_bytes(now) > self.max_bytes:
+            pend = self.status[pool] == PENDING
+            created = pend & (self.t_create[pool] <= now)
+            cum = np.cumsum(np.where(created, self.size[pool], 0))
             drop = created & (cum > self.max_bytes)
-            evicted = int(drop.sum())
-            self.status[pool[drop]] = EVICTED
-            pool = pool[~drop]
-        self._pool = pool
-        self._keys = -self.fee[pool]
+            ids = pool[drop]
+            evicted = len(ids)
+            self.status[ids] = EVICTED
+            self._evic += self._totals(ids)
+            keep = pend & ~drop
+            pool, keys = pool[keep], keys[keep]
+            self._stale = 0
+        self._pool, self._keys = pool, keys
         return evicted
 
     # ---- block templates ----------------------------------------------------------------------------
@@ -270,8 +309,26 @@ class Mempool:
         return cand[: int(np.searchsorted(cum, max_bytes, side="right"))]
 
     # ---- accounting ---------------------------------------------------------------------------------
+    def n_created(self, now: float) -> int:
+        return int(np.searchsorted(self.t_create[: self.n], now, side="right"))
+
+    def pending_bytes(self, now: float) -> float:
+        return float(self._cum_size[self.n_created(now)] - self._conf[1] - self._evic[1])
+
     def counts(self, now: float) -> dict[str, float]:
-        """created / confirmed / pending / evicted transaction counts and pending bytes, as of `now`."""
+        """created / confirmed / pending / evicted transaction counts and pending bytes, as of `now`
+        (O(log n), from running totals; `recount` gives the same from the status array)."""
+        c = self.n_created(now)
+        return {
+            "created": float(c),
+            "confirmed": float(self._conf[0]),
+            "pending": float(c - self._conf[0] - self._evic[0]),
+            "evicted": float(self._evic[0]),
+            "pending_bytes": float(self._cum_size[c] - self._conf[1] - self._evic[1]),
+        }
+
+    def recount(self, now: float) -> dict[str, float]:
+        """`counts` by a full scan of the status array (for tests of the running totals)."""
         n = self.n
         created = self.t_create[:n] <= now
         st = self.status[:n]
@@ -285,6 +342,10 @@ class Mempool:
         }
 
     def pending_age_mean(self, now: float) -> float:
-        n = self.n
-        pend = (self.t_create[:n] <= now) & (self.status[:n] == PENDING)
-        return float((now - self.t_create[:n][pend]).mean()) if pend.any() else 0.0
+        """Mean age of the created, pending transactions at `now`."""
+        c = self.n_created(now)
+        k = c - self._conf[0] - self._evic[0]
+        if k <= 0:
+            return 0.0
+        sum_t = self._cum_t[c] - self._conf[2] - self._evic[2]
+        return float(now - sum_t / k)

@@ -87,7 +87,8 @@ class PowChain:
         self.plan: RelayPlan = strategy_plan(net, "flood")
         self._mine_gen = 0
         self._mine_pending = False
-        self.events = 0
+        self.events = 0  # SimPy events handled
+        self.reorgs = 0  # canonical-chain switches that detached at least one block
         self._fixed = net.fixed_delay_s
 
     # ---- control ------------------------------------------------------------------------------------
@@ -192,6 +193,8 @@ class PowChain:
             x = self.parent[x]
         fork_h = self.height[x]
         mp = self.mempool
+        if fork_h + 1 < len(self.canon):
+            self.reorgs += 1
         for c in self.canon[fork_h + 1 :]:
             mp.unconfirm(self.txs[c])
         del self.canon[fork_h + 1 :]
