@@ -9,8 +9,11 @@ Names are the ones used everywhere in rlrun (info keys, TensorBoard `env/<name>`
                          the window confirmed nothing, both are the mean age of the pending transactions (a
                          lower bound of their eventual latency), so an empty window is never free.
   throughput             confirmed transactions per second of window
-  prop_time_p50, _p90    seconds from a block being found until 50% / 90% of nodes have it, mean over the
-                         blocks that crossed that mark during the window (previous window's value if none did)
+  prop_time_p50, _p90    seconds from a block being found until 50% / 90% of nodes have it, median over the
+                         blocks that crossed that mark during the window (previous window's value if none did).
+                         The median, because a block that lost a tie reaches most nodes only when a child
+                         makes them fetch it, possibly a whole interval later: one such block would dominate
+                         a mean.
   mempool_depth          pending (created, unconfirmed, not evicted) transactions at the window's end
   mempool_mb             their size in MB
   bandwidth_utilisation  block bytes uploaded / total upload capacity of all nodes over the window
@@ -88,8 +91,8 @@ def measure(sim: PowChain, w: WindowMarks) -> dict[str, float]:
         "latency_p95": latency_p95,
         "throughput": len(ids) / dt,
         "orphan_rate": stale / n_found if n_found else 0.0,
-        "prop_time_p50": float(np.mean(p50)) if p50 else w.last_p50,
-        "prop_time_p90": float(np.mean(p90)) if p90 else w.last_p90,
+        "prop_time_p50": float(np.median(p50)) if p50 else w.last_p50,
+        "prop_time_p90": float(np.median(p90)) if p90 else w.last_p90,
         "mempool_depth": c["pending"],
         "mempool_mb": c["pending_bytes"] / 1e6,
         "bandwidth_utilisation": min(1.0, (sim.transport.bytes_up - w.bytes0) * 8.0
@@ -104,7 +107,7 @@ def measure(sim: PowChain, w: WindowMarks) -> dict[str, float]:
 
 def chain_summary(sim: PowChain) -> dict[str, float]:
     """Whole-run figures (for validation and the README): stale rate over all blocks, fork rate per
-    canonical height, propagation times of canonical blocks."""
+    canonical height, median propagation times of canonical blocks (see module docstring)."""
     n = sim.n_blocks
     stale = sum(1 for b in range(1, n + 1) if not sim.on_canon(b))
     forked = set()
@@ -121,7 +124,7 @@ def chain_summary(sim: PowChain) -> dict[str, float]:
         "stale_rate": stale / n if n else 0.0,
         "main_chain": float(main),
         "fork_rate": len([h for h in forked if h <= main]) / main if main else 0.0,
-        "prop_time_p50": float(np.nanmean(t50)) if len(t50) and not np.all(np.isnan(t50)) else float("nan"),
-        "prop_time_p90": float(np.nanmean(t90)) if len(t90) and not np.all(np.isnan(t90)) else float("nan"),
+        "prop_time_p50": float(np.nanmedian(t50)) if len(t50) and not np.all(np.isnan(t50)) else float("nan"),
+        "prop_time_p90": float(np.nanmedian(t90)) if len(t90) and not np.all(np.isnan(t90)) else float("nan"),
         "reached_p90": float(np.mean(~np.isnan(t90))) if len(t90) else float("nan"),
     }

@@ -115,6 +115,16 @@ class PowChain:
         if t > self.env.now:
             self.env.run(until=t)
 
+    def advance(self, t_end: float, window_s: float) -> None:
+        """Run to t_end in windows of window_s: each window maintains the mempool, creates its
+        transactions and simulates (what the env does per step, without the measuring)."""
+        while self.env.now < t_end:
+            t0 = self.env.now
+            t1 = min(t_end, t0 + window_s)
+            self.mempool.maintain(t0)
+            self.add_transactions(t0, t1)
+            self.run_until(t1)
+
     @property
     def now(self) -> float:
         return float(self.env.now)

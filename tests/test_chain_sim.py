@@ -1,0 +1,281 @@
+"""The SimPy chain core reproduces known figures: the stale-rate formula, monotone costs of block size and
+interval, no forks without a network, transaction conservation, SimBlock's calibration."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rlrun.envs.chain import (
+    Network,
+    NetworkSpec,
+    PowChain,
+    Transport,
+    TxWorkload,
+    TxWorkloadSpec,
+    make_hashpower,
+    slot_plan,
+    strategy_plan,
+)
+from rlrun.envs.chain.mempool import CONFIRMED, EVICTED, PENDING
+from rlrun.envs.chain.metrics import chain_summary
+from rlrun.envs.chain.tables import LATENCY_MS, POOL_HASHPOWER, REGIONS
+from rlrun.errors import ConfigError
+
+
+def make_sim(nodes: int = 40, *, fixed: float | None = None, rate: float = 0.0, size_mean: float = 400.0,
+             hashpower: list[float] | None = None, outbound: int = 8, seed: int = 0,
+             mempool_mb: float = 300.0, **net_kw) -> PowChain:
+    rng = np.random.default_rng(seed)
+    spec = NetworkSpec.from_config({"nodes": nodes, "outbound": outbound, "fixed_delay_s": fixed, **net_kw})
+    net = Network(spec, rng)
+    tx = TxWorkloadSpec.from_config({"rate_tps": rate, "size_mean_bytes": size_mean, "mempool_max_mb": mempool_mb})
+    hp = make_hashpower(nodes, hashpower or POOL_HASHPOWER, rng)
+    return PowChain(net, TxWorkload(tx, nodes, rng), hp, rng, mempool_max_bytes=mempool_mb * 1e6)
+
+
+def run_static(sim: PowChain, block_mb: float, interval: float, blocks: int, window_blocks: int = 10) -> dict:
+    sim.configure(block_mb * 1e6, interval)
+    sim.advance(blocks * interval, window_blocks * interval)
+    return chain_summary(sim)
+
+
+# ---- the textbook stale rate ----------------------------------------------------------------------------
+# With every block reaching every node exactly d after it is found and Poisson mining of mean interval T
+# spread over many miners, a main-chain block is contested iff another block is found within d of it:
+# P = 1 - exp(-d/T) per main-chain height (the "fork rate"). Blocks found within d of a main-chain block are
+# stale, so main blocks form a renewal process with gaps d + Exp(T) and the stale share of all blocks is
+# exactly d/(T + d), which equals 1 - exp(-d/T) to first order (d/T = 0.02: 0.0196 vs 0.0198) and is
+# smaller when d/T is large (0.5: 0.333 vs 0.393). Both are checked; 100 equal miners leave a ~1% bias
+# (a miner extends its own block at once) that is inside the tolerances.
+
+def _se(p: float, n: float) -> float:
+    return math.sqrt(p * (1.0 - p) / n)
+
+
+def test_stale_rate_matches_formula_when_delay_is_small():
+    d, T = 12.0, 600.0
+    s = run_static(make_sim(100, fixed=d, hashpower=[1.0] * 100, seed=1), 1.0, T, blocks=8000)
+    expected = 1.0 - math.exp(-d / T)
+    assert s["blocks"] > 7000
+    assert abs(s["stale_rate"] - expected) < 3.5 * _se(expected, s["blocks"])
+    assert abs(s["fork_rate"] - expected) < 3.5 * _se(expected, s["main_chain"])
+
+
+def test_stale_rate_matches_formula_when_delay_is_half_the_interval():
+    d, T = 300.0, 600.0
+    s = run_static(make_sim(100, fixed=d, hashpower=[1.0] * 100, seed=2), 1.0, T, blocks=4000)
+    fork = 1.0 - math.exp(-d / T)
+    stale = d / (T + d)
+    assert abs(s["fork_rate"] - fork) < 3.5 * _se(fork, s["main_chain"])
+    assert abs(s["stale_rate"] - stale) < 3.5 * _se(stale, s["blocks"])
+    assert s["stale_rate"] < fork - 0.03  # the two quantities really differ in this regime
+
+
+def test_single_node_never_forks():
+    sim = make_sim(1, outbound=0, rate=5.0, hashpower=[1.0], seed=3)
+    s = run_static(sim, 0.01, 1.0, blocks=2000)
+    assert s["blocks"] > 1800
+    assert s["stale"] == 0 and s["main_chain"] == s["blocks"]
+    assert sim.height[1:] == list(range(1, sim.n_blocks + 1))
+    assert s["prop_time_p90"] == 0.0  # the only node has its block at once
+
+
+# ---- costs of block size and interval (full protocol) ---------------------------------------------------
+
+def _full_blocks_sim(seed: int) -> PowChain:
+    # 20 kB transactions at 10 tx/s = 200 kB/s of demand: every block below is full
+    return make_sim(40, rate=10.0, size_mean=20_000.0, seed=seed)
+
+
+def test_stale_rate_rises_with_block_size():
+    rates = [run_static(_full_blocks_sim(4), mb, 20.0, blocks=300)["stale_rate"] for mb in (0.05, 0.5, 2.0)]
+    assert rates[0] < rates[1] < rates[2], rates
+    assert rates[2] > rates[0] + 0.1, rates
+
+
+def test_stale_rate_falls_with_longer_intervals():
+    rates = [run_static(_full_blocks_sim(5), 1.0, T, blocks=300)["stale_rate"] for T in (5.0, 20.0, 80.0)]
+    assert rates[0] > rates[1] > rates[2], rates
+    assert rates[0] > rates[2] + 0.1, rates
+
+
+def test_bitcoin_like_defaults_propagate_in_seconds_with_rare_forks():
+    """100 nodes, 1 MB full blocks every 600 s: measured Bitcoin (2019) saw ~0.2-0.5% stale blocks and
+    propagation to most nodes within seconds; the simulator must be in that range, not minutes."""
+    sim = make_sim(100, rate=10.0, seed=6)
+    s = run_static(sim, 1.0, 600.0, blocks=60)
+    assert s["reached_p90"] == 1.0
+    assert 0.5 < s["prop_time_p50"] < 15.0 and s["prop_time_p50"] < s["prop_time_p90"] < 30.0
+    assert s["stale_rate"] < 0.05
+    sizes = [sim.size[b] for b in sim.canon[5:]]  # after the mempool has filled up
+    assert min(sizes) > 0.95e6 and max(sizes) <= 1e6  # full, never above the limit
+
+
+# ---- transactions ---------------------------------------------------------------------------------------
+
+def _check_conservation(sim: PowChain) -> dict[str, float]:
+    mp = sim.mempool
+    now = sim.now
+    counts = mp.counts(now)
+    assert counts == pytest.approx(mp.recount(now))  # running totals agree with a full scan
+    created, confirmed, pending, evicted = (counts[k] for k in ("created", "confirmed", "pending", "evicted"))
+    assert created == confirmed + pending + evicted
+    in_chain = np.concatenate([sim.txs[b] for b in sim.canon[1:]])
+    assert len(np.unique(in_chain)) == len(in_chain), "a transaction was confirmed twice"
+    st = mp.status[: mp.n]
+    assert set(np.flatnonzero(st == CONFIRMED)) == set(in_chain.tolist())
+    for b in sim.canon[1:]:
+        assert np.all(mp.conf_block[sim.txs[b]] == b)
+        assert np.all(mp.t_create[sim.txs[b]] <= sim.t_found[b])  # nothing confirmed before it existed
+    assert np.all(st[np.flatnonzero(mp.t_create[: mp.n] > now)] == PENDING)
+    return counts
+
+
+def test_transactions_are_conserved_through_forks_and_reorgs():
+    sim = make_sim(30, rate=20.0, seed=7)
+    run_static(sim, 0.2, 3.0, blocks=600, window_blocks=20)  # 3 s blocks: many forks
+    s = chain_summary(sim)
+    assert s["stale"] > 20 and sim.reorgs > 5  # the reorg path was exercised
+    counts = _check_conservation(sim)
+    assert counts["evicted"] == 0
+    assert counts["confirmed"] > 0.8 * counts["created"]
+
+
+def test_full_mempool_evicts_lowest_fees_and_still_conserves():
+    sim = make_sim(20, rate=50.0, seed=8, mempool_mb=0.5)  # 20 kB/s of demand, 10 kB/s of capacity
+    run_static(sim, 0.1, 10.0, blocks=200)
+    counts = _check_conservation(sim)
+    assert counts["evicted"] > 0 and counts["pending_bytes"] <= 0.5e6 + 20 * 10.0 * 50 * 1000
+    mp = sim.mempool
+    fee = mp.fee[: mp.n]
+    created = mp.t_create[: mp.n] <= sim.now
+    assert np.median(fee[mp.status[: mp.n] == EVICTED]) < np.median(fee[created])
+
+
+def test_steady_and_daily_arrivals_have_the_configured_rate():
+    rng = np.random.default_rng(9)
+    steady = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": 5.0}), 10, rng)
+    assert len(steady.times(0.0, 20_000.0)) == pytest.approx(100_000, rel=0.02)
+    daily = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": 5.0, "pattern": "daily", "daily_amplitude": 0.8}),
+                       10, rng)
+    t = daily.times(0.0, 86_400.0)
+    assert len(t) == pytest.approx(5.0 * 86_400, rel=0.02)
+    first_half = np.sum(t < 43_200.0)  # sin > 0 in the first half day
+    assert first_half / len(t) == pytest.approx(0.5 + 0.8 / math.pi, abs=0.02)
+    bursts = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": 5.0, "pattern": "bursts", "burst_factor": 5.0,
+                                                    "burst_every_s": 1000.0, "burst_mean_s": 250.0}), 10, rng)
+    # expected share of time in bursts = 250 / 1250 -> mean rate 5 * (0.8 + 0.2 * 5) = 9 tx/s
+    assert len(bursts.times(0.0, 200_000.0)) / 200_000.0 == pytest.approx(9.0, rel=0.1)
+
+
+# ---- network calibration and message timing -------------------------------------------------------------
+
+def test_link_latency_is_pareto_around_the_simblock_table():
+    sim = make_sim(600, outbound=8, seed=10)
+    net = sim.net
+    eu = REGIONS.index("EU")
+    na = REGIONS.index("NA")
+    eu_eu = [d for i in range(net.n) for p, d in zip(net.peers[i], net.peer_lat[i], strict=True)
+             if net.region[i] == eu and net.region[p] == eu]
+    na_eu = [d for i in range(net.n) for p, d in zip(net.peers[i], net.peer_lat[i], strict=True)
+             if net.region[i] == na and net.region[p] == eu]
+    assert np.mean(eu_eu) * 1000 == pytest.approx(LATENCY_MS[eu][eu], rel=0.1)
+    assert np.mean(na_eu) * 1000 == pytest.approx(LATENCY_MS[na][eu], rel=0.1)
+    assert min(na_eu) * 1000 >= LATENCY_MS[na][eu] * 0.8 - 1e-9  # Pareto support starts at scale = 0.8 mean
+    assert np.max(na_eu) > 1.5 * np.mean(na_eu)  # heavy tail
+    shares = np.bincount(net.region, minlength=6) / net.n
+    assert shares[eu] == pytest.approx(0.4998, abs=0.06)
+    assert all(len(p) >= 8 for p in net.peers) and np.mean(net.degree()) == pytest.approx(16, abs=0.5)
+    assert all(net.peer_lat[i] == sorted(net.peer_lat[i]) for i in range(net.n))
+
+
+def test_uploads_are_serialised_and_cost_size_over_bandwidth_plus_latency():
+    net = make_sim(10, seed=11).net
+    tp = Transport(net)
+    a = 0
+    b, c = net.peers[a][0], net.peers[a][1]
+    t_ab = tp.send(5.0, a, b, 1_000_000)
+    expected_ab = 8e6 / min(net.up_bps[a], net.down_bps[b]) + net.lat[a][b]
+    assert t_ab == pytest.approx(expected_ab)
+    t_ac = tp.send(5.0, a, c, 1_000_000)  # queued behind the first upload
+    assert t_ac == pytest.approx(8e6 / min(net.up_bps[a], net.down_bps[b])
+                                 + 8e6 / min(net.up_bps[a], net.down_bps[c]) + net.lat[a][c])
+    assert tp.bytes_up == 2_000_000
+
+
+def test_relay_slots_split_peers_into_latency_bands():
+    net = make_sim(60, seed=12).net
+    k = 8
+    only_nearest = slot_plan(net, [True] + [False] * (k - 1))
+    everything = slot_plan(net, [True] * k)
+    for i in range(net.n):
+        d = len(net.peers[i])
+        assert [p for p, _ in everything.targets[i]] == net.peers[i]
+        assert [p for p, _ in only_nearest.targets[i]] == net.peers[i][: -(-d // k)]
+    assert only_nearest.mean_latency() < everything.mean_latency()
+    flood = strategy_plan(net, "flood")
+    assert flood.targets == everything.targets
+    region = strategy_plan(net, "region", inter_region_k=1)
+    for i in range(net.n):
+        others = [p for p, _ in region.targets[i] if net.region[p] != net.region[i]]
+        assert len(others) <= 1
+
+
+def test_restricted_relay_fragments_the_network_and_fetches_missing_ancestors():
+    """Relaying only to the nearest latency band leaves parts of the network behind (many more stale
+    blocks than flooding); nodes that learn of a block from its child fetch the missing parent too, so every
+    node that has a block has its whole chain."""
+    rates = {}
+    for name, mask in (("flood", [True] * 8), ("nearest band", [True] + [False] * 7)):
+        sim = make_sim(40, rate=2.0, seed=13)
+        sim.configure(0.2e6, 30.0, slot_plan(sim.net, mask))
+        sim.advance(150 * 30.0, 300.0)
+        for b in range(1, len(sim.parent)):
+            holders = [i for i in range(sim.n) if sim.state[b][i] == 2]
+            parent_state = sim.state[sim.parent[b]]
+            assert all(parent_state[i] == 2 for i in holders)
+        rates[name] = chain_summary(sim)["stale_rate"]
+    assert rates["flood"] < 0.1 and rates["nearest band"] > rates["flood"] + 0.2, rates
+
+
+@pytest.mark.parametrize(
+    ("cfg", "key"),
+    [
+        ({"nodes": 5, "outbound": 5}, "env.network.outbound"),
+        ({"nodes": 0}, "env.network.nodes"),
+        ({"latency_ms": [[1, 2], [3, 4]]}, "env.network.latency_ms"),
+        ({"latency_ms": [[1] * 6] * 5 + [[1] * 5]}, "env.network.latency_ms"),
+        ({"region_shares": [0.5, 0.5, 0.1, 0, 0, 0]}, "env.network.region_shares"),
+        ({"upload_mbps": [1, 1, 1, 1, 1, -1]}, "env.network.upload_mbps[5]"),
+        ({"latency_pareto_shape": 0.5}, "env.network.latency_pareto_shape"),
+        ({"nodse": 3}, "env.network.nodse"),
+    ],
+)
+def test_bad_network_config_names_the_key(cfg, key):
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        NetworkSpec.from_config(cfg)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "key"),
+    [
+        ({"rate_tps": -1.0}, "env.transactions.rate_tps"),
+        ({"pattern": "weekly"}, "env.transactions.pattern"),
+        ({"mempool_max_mb": 0}, "env.transactions.mempool_max_mb"),
+    ],
+)
+def test_bad_transaction_config_names_the_key(cfg, key):
+    with pytest.raises(ConfigError, match=key):
+        TxWorkloadSpec.from_config(cfg)
+
+
+@pytest.mark.slow
+def test_stale_rate_formula_on_a_long_run():
+    """The same check with ~10x the blocks (tighter statistics)."""
+    d, T = 60.0, 600.0
+    s = run_static(make_sim(200, fixed=d, hashpower=[1.0] * 200, seed=14), 1.0, T, blocks=60_000)
+    assert abs(s["fork_rate"] - (1 - math.exp(-d / T))) < 3.5 * _se(1 - math.exp(-d / T), s["main_chain"])
+    assert abs(s["stale_rate"] - d / (T + d)) < 3.5 * _se(d / (T + d), s["blocks"]) + 0.002
