@@ -53,6 +53,7 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium import spaces
 
 from rlrun.envs.inverter.household import load_trace
@@ -323,15 +324,25 @@ class InverterEnv(gym.Env):
 
     # ---- exact resume ---------------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
+        """Tensors and plain Python only, so checkpoints load with torch.load(weights_only=True)."""
+        if not self._trace:
+            return {"reset": False}
+
+        def t(x: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.array(x, copy=True))
+
         return {
-            "trace": {k: v.copy() for k, v in self._trace.items()},
-            "t": self._t, "slave": self._slave.copy(), "queue": self._queue.copy(),
-            "prev_cmd": self._prev_cmd.copy(), "prev_pv": self._prev_pv_meas, "totals": self._totals.copy(),
+            "reset": True,
+            "trace": {k: t(v) for k, v in self._trace.items()},
+            "t": self._t, "slave": t(self._slave), "queue": t(self._queue),
+            "prev_cmd": t(self._prev_cmd), "prev_pv": self._prev_pv_meas, "totals": t(self._totals),
             "counters": [self._over, self._run, self._longest, self._violations],
             "rng": self.np_random.bit_generator.state,
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
+        if not state.get("reset", True):
+            return
         self._trace = {k: np.asarray(v).copy() for k, v in state["trace"].items()}
         self._t = int(state["t"])
         self._slave = np.asarray(state["slave"], dtype=np.float64).copy()
