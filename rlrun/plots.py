@@ -6,8 +6,8 @@
     orphan_rate.png             orphan rate vs step (when it has an `orphan_rate` column)
 
 metrics.csv has one row per training episode (kind=train) and per evaluation (kind=eval); columns step,
-kind, episode, return, length, return_std, then the env's info metrics averaged per episode. Written at the end
-of training (the trainer also adds them to TensorBoard as images) and by `rlrun plot run=<dir>`.
+kind, episode, return, length, return_std, then the env's info metrics averaged per episode. Written at the
+end of training (the trainer also adds them to TensorBoard as images) and by `rlrun plot run=<dir>`.
 
 Headless: figures are built on matplotlib's Agg canvas directly, without pyplot, so no display, backend
 switch or global figure state is involved.
@@ -117,14 +117,15 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     ax.set_title("Reward vs. step")
     written.append(_save(fig, out_dir / "learning_curve.png"))
 
-    if (_has(train, "latency") and _has(train, "throughput")) or (_has(ev, "latency") and _has(ev, "throughput")):
+    pairs = [(_has(c, "latency") and _has(c, "throughput")) for c in (train, ev)]
+    if any(pairs):
         fig = Figure(figsize=(7, 4.5))
         ax = fig.add_subplot()
-        if _has(train, "latency"):
+        if pairs[0]:
             sc = ax.scatter(train["latency"], train["throughput"], c=train["step"], cmap="viridis", s=12,
                             alpha=0.7, label="train episodes")
             fig.colorbar(sc, ax=ax, label="step")
-        if _has(ev, "latency"):
+        if pairs[1]:
             ax.scatter(ev["latency"], ev["throughput"], marker="*", s=90, color=_EVAL, edgecolors="k",
                        linewidths=0.5, label="eval")
         ax.set_xlabel("confirmation latency (s)")

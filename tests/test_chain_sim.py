@@ -31,7 +31,8 @@ def make_sim(nodes: int = 40, *, fixed: float | None = None, rate: float = 0.0, 
     rng = np.random.default_rng(seed)
     spec = NetworkSpec.from_config({"nodes": nodes, "outbound": outbound, "fixed_delay_s": fixed, **net_kw})
     net = Network(spec, rng)
-    tx = TxWorkloadSpec.from_config({"rate_tps": rate, "size_mean_bytes": size_mean, "mempool_max_mb": mempool_mb})
+    tx = TxWorkloadSpec.from_config({"rate_tps": rate, "size_mean_bytes": size_mean,
+                                     "mempool_max_mb": mempool_mb})
     hp = make_hashpower(nodes, hashpower or POOL_HASHPOWER, rng)
     return PowChain(net, TxWorkload(tx, nodes, rng), hp, rng, mempool_max_bytes=mempool_mb * 1e6)
 
@@ -159,8 +160,8 @@ def test_steady_and_daily_arrivals_have_the_configured_rate():
     rng = np.random.default_rng(9)
     steady = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": 5.0}), 10, rng)
     assert len(steady.times(0.0, 20_000.0)) == pytest.approx(100_000, rel=0.02)
-    daily = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": 5.0, "pattern": "daily", "daily_amplitude": 0.8}),
-                       10, rng)
+    daily_spec = TxWorkloadSpec.from_config({"rate_tps": 5.0, "pattern": "daily", "daily_amplitude": 0.8})
+    daily = TxWorkload(daily_spec, 10, rng)
     t = daily.times(0.0, 86_400.0)
     assert len(t) == pytest.approx(5.0 * 86_400, rel=0.02)
     first_half = np.sum(t < 43_200.0)  # sin > 0 in the first half day

@@ -21,13 +21,13 @@ def write_metrics(path: Path, env_columns: list[str], episodes: int = 40) -> Non
         w = csv.DictWriter(f, BASE + env_columns)
         w.writeheader()
         for i in range(episodes):
-            row = {"step": 50 * (i + 1), "kind": "train", "episode": i, "return": -20 + 0.5 * i + rng.normal(),
-                   "length": 50, "return_std": ""}
+            row = {"step": 50 * (i + 1), "kind": "train", "episode": i,
+                   "return": -20 + 0.5 * i + rng.normal(), "length": 50, "return_std": ""}
             row.update({c: float(rng.uniform(0, 1)) for c in env_columns})
             w.writerow(row)
             if i % 10 == 9:
-                ev = {"step": 50 * (i + 1), "kind": "eval", "episode": i, "return": -15 + 0.5 * i, "length": 50,
-                      "return_std": 1.0}
+                ev = {"step": 50 * (i + 1), "kind": "eval", "episode": i, "return": -15 + 0.5 * i,
+                      "length": 50, "return_std": 1.0}
                 ev.update({c: 0.5 for c in env_columns})
                 w.writerow(ev)
 
@@ -67,8 +67,8 @@ def test_eval_only_metrics_still_plot(tmp_path):
     with open(tmp_path / "metrics.csv", "w", newline="") as f:
         w = csv.DictWriter(f, BASE + ["orphan_rate"])
         w.writeheader()
-        w.writerow({"step": 100, "kind": "eval", "episode": 0, "return": -3.0, "length": 10, "return_std": 0.5,
-                    "orphan_rate": 0.02})
+        w.writerow({"step": 100, "kind": "eval", "episode": 0, "return": -3.0, "length": 10,
+                    "return_std": 0.5, "orphan_rate": 0.02})
     assert [p.name for p in plot_run(tmp_path)] == ["learning_curve.png", "orphan_rate.png"]
 
 

@@ -86,7 +86,8 @@ class BlockchainEnv(gym.Env):
     metadata = {"render_modes": []}
     tensorboard_layout = {
         "blockchain": {
-            "reward terms": ["Multiline", ["env/reward_latency", "env/reward_throughput", "env/reward_orphan"]],
+            "reward terms": ["Multiline",
+                             ["env/reward_latency", "env/reward_throughput", "env/reward_orphan"]],
             "confirmation latency (s)": ["Multiline", ["env/latency", "env/latency_p95"]],
             "throughput (tx/s)": ["Multiline", ["env/throughput"]],
             "orphan rate": ["Multiline", ["env/orphan_rate", "eval/orphan_rate"]],
@@ -141,7 +142,8 @@ class BlockchainEnv(gym.Env):
         self.size_range = _range(block_size_mb, f"{p}.block_size_mb", (0.1, 8.0))
         self.interval_range = _range(block_interval_s, f"{p}.block_interval_s", (1.0, 600.0))
         self.action_scale = choice(action_scale, f"{p}.action_scale", ("log", "linear"))
-        self.initial_size_mb = number(initial_block_size_mb, f"{p}.initial_block_size_mb", low=0.0, low_open=True)
+        self.initial_size_mb = number(initial_block_size_mb, f"{p}.initial_block_size_mb", low=0.0,
+                                      low_open=True)
         self.initial_interval_s = number(initial_block_interval_s, f"{p}.initial_block_interval_s", low=0.0,
                                          low_open=True)
         hp = list(POOL_HASHPOWER) if hashpower is None else list(hashpower)
@@ -315,8 +317,8 @@ class BlockchainEnv(gym.Env):
         if m is None:
             plan = self._plan("flood")
             self.sim.configure(self.initial_size_mb * 1e6, self.initial_interval_s, plan)
-            m = {k: 0.0 for k in ("mempool_mb", "bandwidth_utilisation", "orphan_rate", "throughput", "latency",
-                                  "latency_p95", "prop_time_p90", "blocks_found", "sim_time")}
+            m = {k: 0.0 for k in ("mempool_mb", "bandwidth_utilisation", "orphan_rate", "throughput",
+                                  "latency", "latency_p95", "prop_time_p90", "blocks_found", "sim_time")}
             m.update(latency_to_peers_ms=plan.mean_latency() * 1000.0, block_size_mb=self.initial_size_mb,
                      block_interval_s=self.initial_interval_s)
         return self._observe(m), {"sim_time": self.sim.now}

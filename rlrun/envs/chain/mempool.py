@@ -5,13 +5,14 @@ status, confirming block), never a Python object, so a window of tens of thousan
 numpy calls.
 
 Gossip. A transaction created at node o at time t is in node j's mempool from t + D[o, j], where D is the
-fastest-path delay over the topology with a per-hop relay delay (Bitcoin trickles transaction announcements).
-Simulating each small transaction message per link would multiply the event count by ~1000 for a detail that
-only shifts when a miner first sees a transaction, so the mempool is one global pool plus per-miner visibility.
+fastest-path delay over the topology with a per-hop relay delay (Bitcoin trickles transaction
+announcements). Simulating each small transaction message per link would multiply the event count by ~1000
+for a detail that only shifts when a miner first sees a transaction, so the mempool is one global pool plus
+per-miner visibility.
 
-Status. A transaction is PENDING, CONFIRMED (in a block of the canonical, most-work chain) or EVICTED (dropped
-at the lowest fee rate when pending bytes exceed the mempool limit, as Bitcoin Core's maxmempool does). A reorg
-moves the transactions of detached blocks back to PENDING. So at any time:
+Status. A transaction is PENDING, CONFIRMED (in a block of the canonical, most-work chain) or EVICTED
+(dropped at the lowest fee rate when pending bytes exceed the mempool limit, as Bitcoin Core's maxmempool
+does). A reorg moves the transactions of detached blocks back to PENDING. So at any time:
 created = confirmed + pending + evicted, and no transaction is in two canonical blocks.
 
 Block templates take the highest-fee-rate visible transactions first, up to the block size (a prefix cut, so a
@@ -87,7 +88,8 @@ class TxWorkload:
         self.n_nodes = n_nodes
         self.rng = rng
         self._burst_end = -1.0
-        self._next_burst = float(rng.exponential(spec.burst_every_s)) if spec.pattern == "bursts" else math.inf
+        bursts = spec.pattern == "bursts"
+        self._next_burst = float(rng.exponential(spec.burst_every_s)) if bursts else math.inf
 
     def rate_at(self, t: float) -> float:
         s = self.spec
@@ -199,8 +201,9 @@ class Mempool:
         self.origin[sl] = origin
         self.status[sl] = PENDING
         self.conf_block[sl] = -1
-        self._cum_size[self.n + 1 : self.n + k + 1] = self._cum_size[self.n] + np.cumsum(size, dtype=np.float64)
-        self._cum_t[self.n + 1 : self.n + k + 1] = self._cum_t[self.n] + np.cumsum(t_create, dtype=np.float64)
+        new = slice(self.n + 1, self.n + k + 1)
+        self._cum_size[new] = self._cum_size[self.n] + np.cumsum(size, dtype=np.float64)
+        self._cum_t[new] = self._cum_t[self.n] + np.cumsum(t_create, dtype=np.float64)
         self.n += k
         self.mean_size = float(self.size[: self.n].mean())
         keys = -fee.astype(np.float32)

@@ -9,8 +9,9 @@ Names are the ones used everywhere in rlrun (info keys, TensorBoard `env/<name>`
                          the window confirmed nothing, both are the mean age of the pending transactions (a
                          lower bound of their eventual latency), so an empty window is never free.
   throughput             confirmed transactions per second of window
-  prop_time_p50, _p90    seconds from a block being found until 50% / 90% of nodes have it, median over the
-                         blocks that crossed that mark during the window (previous window's value if none did).
+  prop_time_p50, _p90    seconds from a block being found until 50% / 90% of nodes have it, median over
+                         the blocks that crossed that mark during the window (the previous window's value
+                         if none did).
                          The median, because a block that lost a tie reaches most nodes only when a child
                          makes them fetch it, possibly a whole interval later: one such block would dominate
                          a mean.
@@ -48,7 +49,8 @@ def mark(sim: PowChain, prev: dict[str, float] | None = None) -> WindowMarks:
     prev = prev or {}
     return WindowMarks(
         t0=sim.now, b0=len(sim.parent), bytes0=sim.transport.bytes_up, evicted0=c["evicted"],
-        created0=c["created"], last_p50=prev.get("prop_time_p50", 0.0), last_p90=prev.get("prop_time_p90", 0.0),
+        created0=c["created"], last_p50=prev.get("prop_time_p50", 0.0),
+        last_p90=prev.get("prop_time_p90", 0.0),
     )
 
 

@@ -22,7 +22,7 @@ import networkx as nx
 import numpy as np
 
 from rlrun.envs.chain import tables
-from rlrun.envs.chain.spec import check_keys, choice, integer, number, number_list
+from rlrun.envs.chain.spec import check_keys, integer, number, number_list
 from rlrun.errors import ConfigError
 
 _NETWORK_KEYS = {
@@ -97,7 +97,8 @@ class NetworkSpec:
         total = sum(self.region_shares)
         if abs(total - 1.0) > 1e-3:
             raise ConfigError(f"{prefix}.region_shares must sum to 1, got {total:.4f}")
-        self.latency_pareto_shape = number(self.latency_pareto_shape, f"{prefix}.latency_pareto_shape", low=0.0)
+        self.latency_pareto_shape = number(self.latency_pareto_shape, f"{prefix}.latency_pareto_shape",
+                                           low=0.0)
         if 0.0 < self.latency_pareto_shape <= 1.0:
             raise ConfigError(
                 f"{prefix}.latency_pareto_shape must be 0 (no jitter) or > 1 (finite mean), "

@@ -18,7 +18,8 @@ def check_keys(cfg: Mapping[str, Any] | None, allowed: set[str], prefix: str) ->
         raise ConfigError(f"{prefix} must be a mapping of settings, got {type(cfg).__name__}")
     unknown = sorted(set(cfg) - allowed)
     if unknown:
-        raise ConfigError(f"{prefix}.{unknown[0]} is not a known setting; allowed: {', '.join(sorted(allowed))}")
+        raise ConfigError(
+            f"{prefix}.{unknown[0]} is not a known setting; allowed: {', '.join(sorted(allowed))}")
     return dict(cfg)
 
 
