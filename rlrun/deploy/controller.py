@@ -81,8 +81,9 @@ class DeployedRLController:
         try:
             actor_state = ckpt["agent"]["modules"]["actor"]
         except (KeyError, TypeError):
-            raise CheckpointError(f"checkpoint {checkpoint} holds no actor (train agent=sac or agent=cql)"
-                                  ) from None
+            raise CheckpointError(
+                f"checkpoint {checkpoint} holds no actor (train agent=sac or agent=cql)"
+            ) from None
         self.actor = actor_from_state_dict(actor_state)
         self.state_dim = self.actor.trunk[0].in_features
         self.action_dim = self.actor.head.out_features // 2
@@ -112,8 +113,9 @@ class DeployedRLController:
         """Split each phase's power evenly over its slaves as integer watts (empty list for no slaves)."""
         power = np.asarray(action, dtype=np.float64).reshape(-1)
         if len(num_slaves_per_phase) != len(power):
-            raise ValueError(f"num_slaves_per_phase needs {len(power)} counts, "
-                             f"got {list(num_slaves_per_phase)}")
+            raise ValueError(
+                f"num_slaves_per_phase needs {len(power)} counts, got {list(num_slaves_per_phase)}"
+            )
         if not np.all(np.isfinite(power)) or np.any(power < 0):
             raise ValueError(f"per-phase power must be finite and >= 0, got {power.tolist()}")
         command = []
@@ -144,8 +146,12 @@ class DeployedRLController:
 
     def _log(self, power: np.ndarray, command: list[list[int]] | None, slaves: Sequence[int]) -> None:
         would_send = command if command is not None else self.compute_zigbee_command(power, slaves)
-        record = {"mode": self.mode.name.lower(), "power_w": [round(float(p), 1) for p in power],
-                  "command": would_send, "sent": command is not None}
+        record = {
+            "mode": self.mode.name.lower(),
+            "power_w": [round(float(p), 1) for p in power],
+            "command": would_send,
+            "sent": command is not None,
+        }
         log.info("inverter controller %s", record)
         if self.log_path is not None:
             with self.log_path.open("a") as f:

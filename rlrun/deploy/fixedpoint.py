@@ -65,6 +65,7 @@ class FixedPointOverflowError(RlrunError, ArithmeticError):
 
 # ---- scalar Go-style integer arithmetic (the specification) ----------------------------------------------
 
+
 def go_div(a: int, b: int) -> int:
     """Integer division truncating toward zero, as Go's `/` on int64."""
     if b == 0:
@@ -130,6 +131,7 @@ def tanh_fixed(x: int, mode: str = "pade") -> int:
 
 # ---- conversions -------------------------------------------------------------------------------------
 
+
 def to_fixed(values: Any) -> np.ndarray:
     """Float -> int64 at scale S, rounding half to even. float64 multiplication and rint are exactly
     specified by IEEE-754, so this is deterministic; the integer path starts here."""
@@ -138,7 +140,9 @@ def to_fixed(values: Any) -> np.ndarray:
         raise FixedPointOverflowError("cannot convert a non-finite value to fixed point")
     scaled = np.rint(arr * SCALE)
     if arr.size and np.max(np.abs(scaled)) >= 2.0**63:
-        raise FixedPointOverflowError(f"value {np.max(np.abs(arr)):.6g} is outside the int64 fixed-point range")
+        raise FixedPointOverflowError(
+            f"value {np.max(np.abs(arr)):.6g} is outside the int64 fixed-point range"
+        )
     return scaled.astype(np.int64)
 
 
@@ -161,6 +165,7 @@ def decimal_to_fixed(text: str) -> int:
 
 
 # ---- vectorised numpy helpers ----------------------------------------------------------------------------
+
 
 def np_go_div(a: np.ndarray, b: int) -> np.ndarray:
     """Elementwise truncating division by a positive constant (numpy's // floors)."""
@@ -212,16 +217,23 @@ class FixedPointMLP:
             layer.weight = np.ascontiguousarray(layer.weight, dtype=np.int64)
             layer.bias = np.ascontiguousarray(layer.bias, dtype=np.int64)
             if layer.activation not in ACTIVATIONS:
-                raise ConfigError(f"layer {k} activation {layer.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
+                raise ConfigError(
+                    f"layer {k} activation {layer.activation!r}; allowed: {', '.join(ACTIVATIONS)}"
+                )
             if layer.weight.ndim != 2 or layer.bias.shape != (layer.out_dim,):
-                raise ConfigError(f"layer {k}: weight {layer.weight.shape} and bias {layer.bias.shape} mismatch")
+                raise ConfigError(
+                    f"layer {k}: weight {layer.weight.shape} and bias {layer.bias.shape} mismatch"
+                )
             if k and layer.in_dim != self.layers[k - 1].out_dim:
-                raise ConfigError(f"layer {k} takes {layer.in_dim} inputs but layer {k - 1} gives "
-                                  f"{self.layers[k - 1].out_dim}")
+                raise ConfigError(
+                    f"layer {k} takes {layer.in_dim} inputs but layer {k - 1} gives "
+                    f"{self.layers[k - 1].out_dim}"
+                )
             if layer.weight.size and int(np.abs(layer.weight).max()) > MAX_ABS_WEIGHT:
                 raise FixedPointOverflowError(
                     f"layer {k} has a weight of magnitude {np.abs(layer.weight).max() / SCALE:.6g}; "
-                    f"fixMul needs |w| <= {MAX_ABS_WEIGHT / SCALE:.6g}")
+                    f"fixMul needs |w| <= {MAX_ABS_WEIGHT / SCALE:.6g}"
+                )
         # constants of the hot loop: offset that turns floor division into truncation for negative weights
         self._neg_offset = [np.where(lay.weight < 0, SCALE - 1, 0).astype(np.int64) for lay in self.layers]
         self._max_w = [int(np.abs(lay.weight).max()) if lay.weight.size else 0 for lay in self.layers]
@@ -248,29 +260,47 @@ class FixedPointMLP:
         return np.concatenate(parts).astype(np.int64)
 
     @classmethod
-    def from_flat(cls, vector: Any, layer_sizes: Sequence[int], activations: Sequence[str],
-                  tanh: str = "pade", meta: dict[str, Any] | None = None) -> FixedPointMLP:
+    def from_flat(
+        cls,
+        vector: Any,
+        layer_sizes: Sequence[int],
+        activations: Sequence[str],
+        tanh: str = "pade",
+        meta: dict[str, Any] | None = None,
+    ) -> FixedPointMLP:
         vec = np.asarray(vector, dtype=np.int64).reshape(-1)
         sizes = [int(s) for s in layer_sizes]
         if len(activations) != len(sizes) - 1:
-            raise ConfigError(f"{len(sizes) - 1} layers need {len(sizes) - 1} activations, got {len(activations)}")
+            raise ConfigError(
+                f"{len(sizes) - 1} layers need {len(sizes) - 1} activations, got {len(activations)}"
+            )
         expected = sum(o * i + o for i, o in zip(sizes[:-1], sizes[1:], strict=True))
         if vec.size != expected:
-            raise CheckpointError(f"fixed-point vector has {vec.size} values, layer sizes {sizes} need {expected}")
+            raise CheckpointError(
+                f"fixed-point vector has {vec.size} values, layer sizes {sizes} need {expected}"
+            )
         layers, pos = [], 0
         for (i, o), act in zip(zip(sizes[:-1], sizes[1:], strict=True), activations, strict=True):
-            w = vec[pos:pos + o * i].reshape(o, i)
+            w = vec[pos : pos + o * i].reshape(o, i)
             pos += o * i
-            b = vec[pos:pos + o]
+            b = vec[pos : pos + o]
             pos += o
             layers.append(Layer(w.copy(), b.copy(), str(act)))
         return cls(layers, tanh=tanh, meta=dict(meta or {}))
 
     @classmethod
-    def from_float(cls, weights: Sequence[Any], biases: Sequence[Any], activations: Sequence[str],
-                   tanh: str = "pade", meta: dict[str, Any] | None = None) -> FixedPointMLP:
+    def from_float(
+        cls,
+        weights: Sequence[Any],
+        biases: Sequence[Any],
+        activations: Sequence[str],
+        tanh: str = "pade",
+        meta: dict[str, Any] | None = None,
+    ) -> FixedPointMLP:
         """Quantise float weights (round half to even at scale S)."""
-        layers = [Layer(to_fixed(w), to_fixed(b), a) for w, b, a in zip(weights, biases, activations, strict=True)]
+        layers = [
+            Layer(to_fixed(w), to_fixed(b), a) for w, b, a in zip(weights, biases, activations, strict=True)
+        ]
         return cls(layers, tanh=tanh, meta=dict(meta or {}))
 
     # ---- inference ---------------------------------------------------------------------------------
@@ -311,7 +341,7 @@ class FixedPointMLP:
         chunk = max(1, 2_000_000 // max(1, w.size))
         nonneg = bool((xr >= 0).all())
         for s in range(0, x.shape[0], chunk):
-            r = xr[s:s + chunk, None, :]
+            r = xr[s : s + chunk, None, :]
             p = r * w[None]  # (a % S) * b, |.| < 2^63 by the weight bound
             if nonneg:  # sign of p is the sign of w: truncation offset is a constant
                 p += self._neg_offset[k]
@@ -320,8 +350,8 @@ class FixedPointMLP:
             p //= SCALE
             acc = p.sum(axis=-1)
             if max_xq:
-                acc += xq[s:s + chunk] @ w.T  # sum_i (a / S) * b: exact, bounded by `safe`
-            out[s:s + chunk] = acc + lay.bias
+                acc += xq[s : s + chunk] @ w.T  # sum_i (a / S) * b: exact, bounded by `safe`
+            out[s : s + chunk] = acc + lay.bias
         return out
 
     def _linear_checked(self, k: int, xq: np.ndarray, xr: np.ndarray) -> np.ndarray:
@@ -336,8 +366,10 @@ class FixedPointMLP:
             bad = np.abs(q) > limit
             if bad.any():
                 j, i = np.argwhere(bad)[0]
-                raise FixedPointOverflowError(f"int64 overflow in layer {k} unit {j}: fixMul (a/S)*b with "
-                                              f"input {i} = {int(q[0, i] * SCALE + r[0, i])}")
+                raise FixedPointOverflowError(
+                    f"int64 overflow in layer {k} unit {j}: fixMul (a/S)*b with "
+                    f"input {i} = {int(q[0, i] * SCALE + r[0, i])}"
+                )
             hi = q * w
             lo = np_go_div(r * w, SCALE)
             over = ((lo > 0) & (hi > INT64_MAX - lo)) | ((lo < 0) & (hi < INT64_MIN - lo))
@@ -390,7 +422,7 @@ class FixedPointMLP:
             "num_params": int(vec.size),
             "layout": "per layer: weight[out][in] row-major, then bias[out]",
             "fixmul": "y_j = b_j + sum_i fixMul(x_i, W_ji); fixMul(a,b) = (a/S)*b + (a%S)*b/S, "
-                      "Go truncating division",
+            "Go truncating division",
             "checksum": "sha256:" + hashlib.sha256(vec.astype("<i8").tobytes()).hexdigest(),
             **self.meta,
         }
@@ -419,12 +451,28 @@ class FixedPointMLP:
         raw = bin_path.read_bytes()
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
         if digest != header.get("checksum"):
-            raise CheckpointError(f"{bin_path} does not match the checksum in {json_path.name} (corrupt export)")
+            raise CheckpointError(
+                f"{bin_path} does not match the checksum in {json_path.name} (corrupt export)"
+            )
         vec = np.frombuffer(raw, dtype="<i8").astype(np.int64)
-        known = {"format", "version", "scale", "dtype", "byteorder", "layer_sizes", "activations", "tanh",
-                 "num_params", "layout", "fixmul", "checksum"}
+        known = {
+            "format",
+            "version",
+            "scale",
+            "dtype",
+            "byteorder",
+            "layer_sizes",
+            "activations",
+            "tanh",
+            "num_params",
+            "layout",
+            "fixmul",
+            "checksum",
+        }
         meta = {k: v for k, v in header.items() if k not in known}
-        return cls.from_flat(vec, header["layer_sizes"], header["activations"], header.get("tanh", "pade"), meta)
+        return cls.from_flat(
+            vec, header["layer_sizes"], header["activations"], header.get("tanh", "pade"), meta
+        )
 
 
 def mlp_param_count(layer_sizes: Sequence[int]) -> int:

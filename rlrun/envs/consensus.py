@@ -1,0 +1,608 @@
+"""Consensus-parameter tuning (seed 001) as a Gymnasium environment, `rlrun/Consensus-v0` / `env=consensus`.
+
+An RL agent sits in the consensus layer of a BFT proof-of-stake chain (simulated in
+`rlrun.envs.consensus_sim`, SimPy): every `observation_interval` blocks it observes the chain and proposes
+changes to four consensus parameters.
+
+Observation: the seed's 25 values in the seed's order (OBSERVATION_NAMES), measured over the last
+`observation_interval` blocks (block-level values averaged over the window, counts summed over it, state
+values taken at its end). The agent sees raw / OBS_SCALE clipped to [-10, 10], so every entry is O(1) in
+normal operation; the raw values are in `info` under the same names.
+
+    idx name                  unit                      scale     idx name                 unit    scale
+    0   block_utilization     gas used / gas limit      1         13  max_commit_latency   ms      1000
+    1   tx_count              tx per block              1000      14  precommit_ratio      power   1
+    2   avg_tx_size           bytes                     1000      15  failed_tx_ratio      -       1
+    3   block_time            ms                        T0        16  avg_gas_per_tx       gas     1e5
+    4   block_time_delta      ms (block time - target)  T0        17  reward_per_validator uqor    1e6
+    5   gas_price_50th        gas price                 P0        18  slash_count          events  10
+    6   gas_price_95th        gas price                 P0        19  jail_count           events  10
+    7   mempool_size          tx                        5000      20  inflation_rate       -       0.1
+    8   mempool_bytes         bytes                     1e6       21  bonded_ratio         -       1
+    9   validator_count       validators                N0        22  reputation_mean      -       1
+    10  validator_gini        -                         1         23  reputation_stddev    -       0.25
+    11  missed_block_ratio    -                         1         24  mev_estimate         -       1
+    12  avg_commit_latency    ms                        1000
+    (T0 = default_block_time_ms, P0 = default_base_gas_price, N0 = default_validator_set_size)
+
+Action: 5 values in [-1, 1] (ACTION_NAMES): block_time_delta, gas_price_delta, validator_set_size_delta
+(recommended and logged, never applied), pool_weight_rpos_delta, pool_weight_dpos_delta. Each moves its
+parameter by a * max_change of the agent mode relative to the current value (rlrun.deploy.modes), clamped
+to PARAMETER_BOUNDS; rpos + dpos weights are capped at 0.95 so the plain PoS pool keeps at least 5%.
+
+Reward (seed's weights, from the `reward` group, which must sum to exactly 1.0):
+    r = w_throughput * (utilization_t - utilization_t-1) + w_finality * (precommit_t - precommit_t-1)
+        + w_decentralization * (gini_t-1 - gini_t) - w_mev * mev_estimate_t - w_failed_txs * failed_ratio_t
+
+Agent modes: Shadow (default per the seed: nothing is applied, recommendations go to `shadow.jsonl`),
+Conservative (+-10%), Autonomous (+-25%), Paused (no observation: the returned observation is the last one
+collected; the action is ignored). `enabled=false` switches the RL engine off (static defaults: the
+baseline). The circuit breaker (rlrun.deploy.circuit_breaker) checks every block; when it triggers, all
+tuned parameters revert to their defaults, the agent is paused until it clears, `info["agent_reload"]` asks
+the caller to reload its in-memory agent from the checkpoint, and a `circuit_breaker_triggered` event is
+written to `events.jsonl` (when `log_dir` is set) and returned in `info["events"]`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from rlrun.deploy.circuit_breaker import CircuitBreaker
+from rlrun.deploy.modes import AgentMode, JsonlLog, ParameterGovernor, TunedParameter, parse_mode
+from rlrun.envs.consensus_sim.chain import BlockRecord, ChainParams, ChainSim, SimConfig
+from rlrun.errors import ConfigError
+
+OBSERVATION_NAMES = (
+    "block_utilization",
+    "tx_count",
+    "avg_tx_size",
+    "block_time",
+    "block_time_delta",
+    "gas_price_50th",
+    "gas_price_95th",
+    "mempool_size",
+    "mempool_bytes",
+    "validator_count",
+    "validator_gini",
+    "missed_block_ratio",
+    "avg_commit_latency",
+    "max_commit_latency",
+    "precommit_ratio",
+    "failed_tx_ratio",
+    "avg_gas_per_tx",
+    "reward_per_validator",
+    "slash_count",
+    "jail_count",
+    "inflation_rate",
+    "bonded_ratio",
+    "reputation_mean",
+    "reputation_stddev",
+    "mev_estimate",
+)
+ACTION_NAMES = (
+    "block_time_delta",
+    "gas_price_delta",
+    "validator_set_size_delta",
+    "pool_weight_rpos_delta",
+    "pool_weight_dpos_delta",
+)
+#: the parameter each action component moves
+TUNED_NAMES = (
+    "block_time_ms",
+    "base_gas_price",
+    "validator_set_size",
+    "pool_weight_rpos",
+    "pool_weight_dpos",
+)
+REWARD_KEYS = (
+    "reward_weight_throughput",
+    "reward_weight_finality",
+    "reward_weight_decentralization",
+    "reward_weight_mev",
+    "reward_weight_failed_txs",
+)
+DEFAULT_REWARD = {
+    "reward_weight_throughput": 0.30,
+    "reward_weight_finality": 0.25,
+    "reward_weight_decentralization": 0.20,
+    "reward_weight_mev": 0.15,
+    "reward_weight_failed_txs": 0.10,
+}
+OBS_CLIP = 10.0
+MAX_POOL_WEIGHT_SUM = 0.95
+#: (low, high) of each tuned parameter as multiples of its default (pool weights: absolute)
+PARAMETER_BOUNDS = {
+    "block_time_ms": (0.05, 4.0),
+    "base_gas_price": (0.1, 10.0),
+    "validator_set_size": (0.5, 2.0),
+    "pool_weight_rpos": (0.05, 0.90),
+    "pool_weight_dpos": (0.05, 0.90),
+}
+
+
+def parse_reward_weights(reward: Any) -> dict[str, float]:
+    """The `reward` group: the seed's five weights, each >= 0, summing to exactly 1.0 in decimal
+    arithmetic (0.30 + 0.25 + 0.20 + 0.15 + 0.10 passes; a float sum test could not tell 1.0 from
+    0.9999999999999999)."""
+    if reward is None or (hasattr(reward, "__len__") and len(reward) == 0):
+        return dict(DEFAULT_REWARD)
+    if not hasattr(reward, "items"):
+        raise ConfigError(f"reward must be a mapping of {', '.join(REWARD_KEYS)}; got {reward!r}")
+    weights = dict(DEFAULT_REWARD)
+    for key, value in reward.items():
+        if key not in REWARD_KEYS:
+            raise ConfigError(
+                f"reward.{key} is not a consensus reward weight; allowed: {', '.join(REWARD_KEYS)}"
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(f"reward.{key}={value!r} must be a number")
+        try:
+            d = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
+        except ArithmeticError:
+            raise ConfigError(f"reward.{key}={value!r} must be a number") from None
+        if not d.is_finite() or d < 0:
+            raise ConfigError(
+                f"reward.{key}={value!r} must be >= 0 (the sign of each term is fixed by the seed)"
+            )
+        weights[key] = float(d)
+    total = sum(Decimal(repr(weights[k])) for k in REWARD_KEYS)
+    if total != 1:
+        terms = " + ".join(f"{k.removeprefix('reward_weight_')}={weights[k]:g}" for k in REWARD_KEYS)
+        raise ConfigError(f"reward weights must sum to exactly 1.0, got {total} ({terms})")
+    return weights
+
+
+class ConsensusEnv(gym.Env):
+    metadata = {"render_modes": []}
+    tensorboard_layout = {
+        "consensus": {
+            "reward terms": [
+                "Multiline",
+                [
+                    "env/reward_throughput",
+                    "env/reward_finality",
+                    "env/reward_decentralization",
+                    "env/reward_mev",
+                    "env/reward_failed_txs",
+                ],
+            ],
+            "block time (ms)": [
+                "Multiline",
+                ["env/recommended_block_time_ms", "env/applied_block_time_ms", "env/block_time"],
+            ],
+            "base gas price": [
+                "Multiline",
+                ["env/recommended_base_gas_price", "env/applied_base_gas_price", "env/gas_price_50th"],
+            ],
+            "pool weights": [
+                "Multiline",
+                [
+                    "env/recommended_pool_weight_rpos",
+                    "env/applied_pool_weight_rpos",
+                    "env/recommended_pool_weight_dpos",
+                    "env/applied_pool_weight_dpos",
+                ],
+            ],
+            "validator set size": [
+                "Multiline",
+                [
+                    "env/recommended_validator_set_size",
+                    "env/applied_validator_set_size",
+                    "env/validator_count",
+                ],
+            ],
+            "finality": ["Multiline", ["env/precommit_ratio", "env/missed_block_ratio"]],
+            "circuit breaker": [
+                "Multiline",
+                ["env/circuit_breaker_triggered", "env/circuit_breaker_active", "env/healthy_fraction"],
+            ],
+        }
+    }
+
+    def __init__(
+        self,
+        enabled: bool = True,
+        observation_interval: int = 10,
+        agent_mode: str | int = "shadow",
+        max_change_conservative: float = 0.10,
+        max_change_autonomous: float = 0.25,
+        circuit_breaker_window: int = 50,
+        circuit_breaker_threshold: float = 0.50,
+        default_block_time_ms: int = 5000,
+        default_base_gas_price: float = 100.0,
+        default_validator_set_size: int = 100,
+        default_pool_weight_rpos: float = 0.40,
+        default_pool_weight_dpos: float = 0.35,
+        max_steps: int = 100,
+        warmup_blocks: int = 20,
+        block_gas_limit: int = 20_000_000,
+        tx_rate: float = 40.0,
+        daily_cycle_amplitude: float = 0.3,
+        burst_rate_per_hour: float = 2.0,
+        burst_multiplier: float = 3.0,
+        burst_duration_s: float = 300.0,
+        incident_rate_per_hour: float = 0.5,
+        incident_duration_s: float = 90.0,
+        tx_ttl_s: float = 60.0,
+        mempool_capacity: int = 20_000,
+        extra_candidates: int = 20,
+        log_dir: str | None = None,
+        reward: dict | None = None,
+    ) -> None:
+        self.weights = parse_reward_weights(reward)
+        checks = {
+            "observation_interval": observation_interval >= 1,
+            "max_steps": max_steps >= 1,
+            "warmup_blocks": warmup_blocks >= 0,
+            "default_block_time_ms": default_block_time_ms >= 1,
+            "default_base_gas_price": default_base_gas_price > 0,
+            "default_validator_set_size": default_validator_set_size >= 4,
+            "block_gas_limit": block_gas_limit > 0,
+            "tx_rate": tx_rate >= 0,
+            "daily_cycle_amplitude": 0 <= daily_cycle_amplitude <= 1,
+            "burst_rate_per_hour": burst_rate_per_hour >= 0,
+            "burst_multiplier": burst_multiplier >= 0,
+            "burst_duration_s": burst_duration_s > 0,
+            "incident_rate_per_hour": incident_rate_per_hour >= 0,
+            "incident_duration_s": incident_duration_s > 0,
+            "tx_ttl_s": tx_ttl_s > 0,
+            "mempool_capacity": mempool_capacity >= 1,
+            "extra_candidates": extra_candidates >= 0,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"env.{key}={locals()[key]!r} is out of range")
+        for key, w in (
+            ("default_pool_weight_rpos", default_pool_weight_rpos),
+            ("default_pool_weight_dpos", default_pool_weight_dpos),
+        ):
+            lo, hi = PARAMETER_BOUNDS[key.removeprefix("default_")]
+            if not lo <= w <= hi:
+                raise ConfigError(f"env.{key}={w} must be in [{lo}, {hi}]")
+        if default_pool_weight_rpos + default_pool_weight_dpos > MAX_POOL_WEIGHT_SUM + 1e-12:
+            raise ConfigError(
+                f"env.default_pool_weight_rpos + env.default_pool_weight_dpos must be <= "
+                f"{MAX_POOL_WEIGHT_SUM} (the PoS pool keeps the rest)"
+            )
+        self.enabled = bool(enabled)
+        self.observation_interval = int(observation_interval)
+        self.mode = parse_mode(agent_mode, "env.agent_mode")
+        self.max_steps = int(max_steps)
+        self.warmup_blocks = int(warmup_blocks)
+        self.default_block_time_ms = int(default_block_time_ms)
+        self.default_base_gas_price = float(default_base_gas_price)
+        self.default_validator_set_size = int(default_validator_set_size)
+        self.sim_config = SimConfig(
+            validator_set_size=self.default_validator_set_size,
+            extra_candidates=int(extra_candidates),
+            block_gas_limit=int(block_gas_limit),
+            tx_rate=float(tx_rate),
+            daily_cycle_amplitude=float(daily_cycle_amplitude),
+            burst_rate_per_hour=float(burst_rate_per_hour),
+            burst_multiplier=float(burst_multiplier),
+            burst_duration_s=float(burst_duration_s),
+            incident_rate_per_hour=float(incident_rate_per_hour),
+            incident_duration_s=float(incident_duration_s),
+            tx_ttl_s=float(tx_ttl_s),
+            mempool_capacity=int(mempool_capacity),
+            default_block_time_ms=float(default_block_time_ms),
+            default_base_gas_price=float(default_base_gas_price),
+        )
+        defaults = {
+            "block_time_ms": float(default_block_time_ms),
+            "base_gas_price": float(default_base_gas_price),
+            "validator_set_size": float(default_validator_set_size),
+            "pool_weight_rpos": float(default_pool_weight_rpos),
+            "pool_weight_dpos": float(default_pool_weight_dpos),
+        }
+        params = []
+        for name in TUNED_NAMES:
+            lo, hi = PARAMETER_BOUNDS[name]
+            if not name.startswith("pool_weight"):
+                lo, hi = lo * defaults[name], hi * defaults[name]
+            params.append(
+                TunedParameter(
+                    name,
+                    defaults[name],
+                    lo,
+                    hi,
+                    applied=name != "validator_set_size",
+                    integer=name in ("block_time_ms", "validator_set_size"),
+                )
+            )
+        self.governor = ParameterGovernor(
+            params, self.mode, max_change_conservative, max_change_autonomous, project=_cap_pool_weights
+        )
+        self.breaker = CircuitBreaker(circuit_breaker_window, circuit_breaker_threshold)
+        self.log_dir = Path(log_dir) if log_dir else None
+        self._shadow_log = JsonlLog(self.log_dir / "shadow.jsonl") if self.log_dir else None
+        self._event_log = JsonlLog(self.log_dir / "events.jsonl") if self.log_dir else None
+
+        n = len(OBSERVATION_NAMES)
+        self.observation_space = spaces.Box(-OBS_CLIP, OBS_CLIP, shape=(n,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(len(ACTION_NAMES),), dtype=np.float32)
+        t0, p0, n0 = (
+            float(default_block_time_ms),
+            float(default_base_gas_price),
+            float(default_validator_set_size),
+        )
+        self.obs_scale = np.array(
+            [
+                1,
+                1000,
+                1000,
+                t0,
+                t0,
+                p0,
+                p0,
+                5000,
+                1e6,
+                n0,
+                1,
+                1,
+                1000,
+                1000,
+                1,
+                1,
+                1e5,
+                1e6,
+                10,
+                10,
+                0.1,
+                1,
+                1,
+                0.25,
+                1,
+            ],
+            dtype=np.float64,
+        )
+        self.sim: ChainSim | None = None
+        self.episode = -1
+        self._t = 0
+        self._window: list[BlockRecord] = []
+        self._events: list[dict[str, Any]] = []
+        self._breaker_status = None
+        self._raw = np.zeros(n)
+        self._obs = np.zeros(n, dtype=np.float32)
+        self._counters: dict[str, int] = {}
+
+    # ---- Gymnasium API ------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.episode += 1
+        self._t = 0
+        self.governor.revert()
+        self.breaker.reset()
+        params = ChainParams(*self._param_values())
+        sim_rng = np.random.default_rng(self.np_random.integers(2**63))
+        self.sim = ChainSim(self.sim_config, params, sim_rng, on_block=self._on_block)
+        self._events = []
+        self._counters = self._pool_counters()
+        if self.warmup_blocks:
+            self.sim.run_blocks(self.warmup_blocks)
+            self._counters = self._pool_counters()
+        self._window = []
+        self._events = []
+        self._raw = self._collect()
+        self._obs = self._scale(self._raw)
+        return self._obs.copy(), {
+            "raw_observation": dict(zip(OBSERVATION_NAMES, self._raw.tolist(), strict=True))
+        }
+
+    def step(self, action):
+        if self.sim is None:
+            raise RuntimeError("ConsensusEnv.step called before reset")
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape[0] != len(ACTION_NAMES):
+            raise ValueError(f"ConsensusEnv expects {len(ACTION_NAMES)} action values, got {a.shape[0]}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError("ConsensusEnv.step got a non-finite action")
+        self._t += 1
+        observed_raw = self._raw
+        idle = self.mode == AgentMode.PAUSED or not self.enabled
+        decision = self.governor.decide(None if idle else a, paused=self.breaker.active)
+        self._apply_params()
+        if self.mode == AgentMode.SHADOW and self.enabled and self._shadow_log is not None:
+            self._shadow_log.write(
+                {
+                    "episode": self.episode,
+                    "step": self._t,
+                    "height": self.sim.height,
+                    "time_s": round(self.sim.now_ms / 1000.0, 3),
+                    "mode": self.mode.name.lower(),
+                    "action": decision.action,
+                    "recommended": decision.recommended,
+                    "applied": decision.applied,
+                    "observation": dict(zip(OBSERVATION_NAMES, observed_raw.tolist(), strict=True)),
+                }
+            )
+        self._events = []
+        self.sim.run_blocks(self.observation_interval)
+        prev = self._raw
+        raw = self._collect()
+        self._raw = raw
+        if self.mode != AgentMode.PAUSED:
+            self._obs = self._scale(raw)
+        terms = self._reward_terms(prev, raw)
+        reward = float(sum(terms.values()))
+        truncated = self._t >= self.max_steps
+        info = self._info(raw, terms, decision, idle)
+        return self._obs.copy(), reward, False, truncated, info
+
+    # ---- parameters ---------------------------------------------------------------------------------
+    def _param_values(self) -> tuple[float, float, float, float]:
+        v = self.governor.values
+        return v["block_time_ms"], v["base_gas_price"], v["pool_weight_rpos"], v["pool_weight_dpos"]
+
+    def _apply_params(self) -> None:
+        p = self.sim.params
+        before = (p.pool_weight_rpos, p.pool_weight_dpos)
+        (p.target_block_time_ms, p.base_gas_price, p.pool_weight_rpos, p.pool_weight_dpos) = (
+            self._param_values()
+        )
+        if (p.pool_weight_rpos, p.pool_weight_dpos) != before:
+            self.sim.refresh_power()
+
+    def set_mode(self, mode: str | int | AgentMode) -> None:
+        """A governance mode transition (takes effect at the next step)."""
+        self.mode = parse_mode(mode, "agent_mode")
+        self.governor.set_mode(self.mode)
+
+    # ---- per block: circuit breaker -----------------------------------------------------------------
+    def _on_block(self, rec: BlockRecord) -> None:
+        self._window.append(rec)
+        self.breaker.record_block(rec.timestamp_ms, int(round(rec.target_ms)))
+        if not self.enabled:
+            return
+        status = self.breaker.evaluate()
+        self._breaker_status = status
+        if status.triggered:
+            self.governor.revert()
+            self._apply_params()
+            self._emit("circuit_breaker_triggered", rec, status, reverted_to=self.governor.defaults())
+        elif status.cleared:
+            self._emit("circuit_breaker_cleared", rec, status)
+
+    def _emit(self, name: str, rec: BlockRecord, status: Any, **extra: Any) -> None:
+        event = {
+            "event": name,
+            "episode": self.episode,
+            "step": self._t,
+            "height": rec.height,
+            "time_s": round(rec.timestamp_ms / 1000.0, 3),
+            "healthy_blocks": status.healthy,
+            "total_deltas": status.total,
+            "healthy_fraction": status.fraction,
+            "threshold": float(self.breaker.threshold),
+            "target_block_time_ms": rec.target_ms,
+            **extra,
+        }
+        self._events.append(event)
+        if self._event_log is not None:
+            self._event_log.write(event)
+
+    # ---- observation --------------------------------------------------------------------------------
+    def _pool_counters(self) -> dict[str, int]:
+        p = self.sim.pool
+        return {
+            "dropped": p.failed_full + p.failed_expired + p.failed_underpriced,
+            "priced_out": p.priced_out,
+            "submitted": p.submitted,
+            "slash": self.sim.slash_events,
+            "jail": self.sim.jail_events,
+        }
+
+    def _collect(self) -> np.ndarray:
+        """The seed's 25 values over the blocks since the last collection."""
+        sim, w = self.sim, self._window
+        c0, c1 = self._counters, self._pool_counters()
+        self._counters = c1
+        self._window = []
+        n_blocks = max(1, len(w))
+        n_tx = sum(r.n_tx for r in w)
+        gas = sum(r.gas_used for r in w)
+        prices = np.concatenate([r.prices for r in w]) if w else np.zeros(0)
+        base = sim.params.base_gas_price
+        p50, p95 = np.percentile(prices, [50, 95]) if prices.size else (base, base)
+        dropped = c1["dropped"] - c0["dropped"]
+        failed = dropped + sum(r.failed_oog for r in w)
+        fees = sum(r.fees for r in w)
+        active = sim.active
+        rep = sim.vals.reputation[active]
+        raw = [
+            float(np.mean([r.utilization for r in w])) if w else 0.0,
+            n_tx / n_blocks,
+            sum(r.bytes for r in w) / n_tx if n_tx else 0.0,
+            float(np.mean([r.block_time_ms for r in w])) if w else 0.0,
+            float(np.mean([r.block_time_ms - r.target_ms for r in w])) if w else 0.0,
+            float(p50),
+            float(p95),
+            float(sim.pool.count),
+            float(sim.pool.pending_bytes()),
+            float(active.size),
+            sim.gini(),
+            float(np.mean([r.missed_ratio for r in w])) if w else 0.0,
+            float(np.mean([r.commit_avg_ms for r in w])) if w else 0.0,
+            float(max(r.commit_max_ms for r in w)) if w else 0.0,
+            float(np.mean([r.precommit_ratio for r in w])) if w else 1.0,
+            failed / (n_tx + dropped) if (n_tx + dropped) else 0.0,
+            gas / n_tx if n_tx else 0.0,
+            float(np.mean([r.reward_per_validator for r in w])) if w else 0.0,
+            float(c1["slash"] - c0["slash"]),
+            float(c1["jail"] - c0["jail"]),
+            sim.inflation,
+            sim.bonded_ratio(),
+            float(rep.mean()) if rep.size else 0.0,
+            float(rep.std()) if rep.size else 0.0,
+            sum(r.mev_value for r in w) / fees if fees > 0 else 0.0,
+        ]
+        self._window_extra = {
+            "priced_out_ratio": (c1["priced_out"] - c0["priced_out"])
+            / max(1, (c1["priced_out"] - c0["priced_out"]) + (c1["submitted"] - c0["submitted"])),
+            "failed_rounds": float(sum(r.rounds for r in w)),
+            "burst_active": float(sim.burst),
+        }
+        return np.asarray(raw, dtype=np.float64)
+
+    def _scale(self, raw: np.ndarray) -> np.ndarray:
+        return np.clip(raw / self.obs_scale, -OBS_CLIP, OBS_CLIP).astype(np.float32)
+
+    def raw_observation(self) -> dict[str, float]:
+        return dict(zip(OBSERVATION_NAMES, self._raw.tolist(), strict=True))
+
+    # ---- reward and info ----------------------------------------------------------------------------
+    def _reward_terms(self, prev: np.ndarray, cur: np.ndarray) -> dict[str, float]:
+        i = {name: k for k, name in enumerate(OBSERVATION_NAMES)}
+        w = self.weights
+        return {
+            "reward_throughput": w["reward_weight_throughput"]
+            * (cur[i["block_utilization"]] - prev[i["block_utilization"]]),
+            "reward_finality": w["reward_weight_finality"]
+            * (cur[i["precommit_ratio"]] - prev[i["precommit_ratio"]]),
+            "reward_decentralization": w["reward_weight_decentralization"]
+            * (prev[i["validator_gini"]] - cur[i["validator_gini"]]),
+            "reward_mev": -w["reward_weight_mev"] * cur[i["mev_estimate"]],
+            "reward_failed_txs": -w["reward_weight_failed_txs"] * cur[i["failed_tx_ratio"]],
+        }
+
+    def _info(self, raw: np.ndarray, terms: dict[str, float], decision: Any, idle: bool) -> dict[str, Any]:
+        info: dict[str, Any] = dict(zip(OBSERVATION_NAMES, raw.tolist(), strict=True))
+        info.update({k: float(v) for k, v in terms.items()})
+        for name in TUNED_NAMES:
+            info[f"recommended_{name}"] = float(decision.recommended[name])
+            info[f"applied_{name}"] = float(self.governor.values[name])
+        triggered = sum(e["event"] == "circuit_breaker_triggered" for e in self._events)
+        status = self._breaker_status
+        info.update(
+            {
+                "agent_mode": int(self.mode),
+                "agent_paused": float(idle or self.breaker.active),
+                "circuit_breaker_active": float(self.breaker.active),
+                "circuit_breaker_triggered": float(triggered),
+                "circuit_breaker_cleared": float(
+                    sum(e["event"] == "circuit_breaker_cleared" for e in self._events)
+                ),
+                "agent_reload": float(triggered > 0),
+                "healthy_fraction": float(status.fraction) if status is not None else 1.0,
+                "block_height": float(self.sim.height),
+                "sim_time_s": self.sim.now_ms / 1000.0,
+                **self._window_extra,
+            }
+        )
+        info["events"] = list(self._events)
+        return info
+
+
+def _cap_pool_weights(values: dict[str, float]) -> dict[str, float]:
+    """Keep rpos + dpos <= 0.95 by scaling both down (the PoS pool keeps the remainder)."""
+    r, d = values["pool_weight_rpos"], values["pool_weight_dpos"]
+    if r + d > MAX_POOL_WEIGHT_SUM:
+        f = MAX_POOL_WEIGHT_SUM / (r + d)
+        values = {**values, "pool_weight_rpos": r * f, "pool_weight_dpos": d * f}
+    return values
