@@ -1,0 +1,131 @@
+"""Blockchain simulator speed: simulated seconds per wall second and SimPy events per second for
+(a) 100 nodes at Bitcoin-like settings (1 MB, 600 s, 10 tx/s) and (b) 1,000 nodes at a 12 s interval, and
+env=blockchain steps per second at its defaults.
+
+Reference, measured in the same process: bare SimPy dispatch, a chain of Timeout events with one callback and
+a tuple payload (the cheapest event SimPy offers, the form every simulator event takes). "ideal" is what the
+same number of events would cost with no simulator work at all; ratio = rlrun / ideal (1.0 would mean the
+simulator's own work is free). BENCH_FULL=1 runs longer and adds a static (size, interval) grid of the env.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import simpy
+from simpy.events import Timeout
+
+from bench.common import full, print_table, set_threads
+from rlrun.envs.blockchain import BlockchainEnv
+from rlrun.envs.chain import Network, NetworkSpec, PowChain, TxWorkload, TxWorkloadSpec, make_hashpower
+from rlrun.envs.chain.metrics import chain_summary
+from rlrun.envs.chain.tables import POOL_HASHPOWER
+
+
+def simpy_events_per_second(n: int = 300_000) -> float:
+    env = simpy.Environment()
+    count = [0]
+
+    def cb(ev: simpy.Event) -> None:
+        count[0] += 1
+        if count[0] < n:
+            Timeout(env, 0.5, ev._value).callbacks.append(cb)
+
+    for i in range(10):
+        Timeout(env, i * 0.1, (i, 0, 0)).callbacks.append(cb)
+    t0 = time.perf_counter()
+    env.run()
+    return count[0] / (time.perf_counter() - t0)
+
+
+def run_chain(nodes: int, interval: float, blocks: int, block_mb: float = 1.0,
+              rate: float = 10.0) -> tuple[float, float, int, dict]:
+    rng = np.random.default_rng(0)
+    net = Network(NetworkSpec(nodes=nodes), rng)
+    wl = TxWorkload(TxWorkloadSpec(rate_tps=rate), nodes, rng)
+    sim = PowChain(net, wl, make_hashpower(nodes, POOL_HASHPOWER, rng), rng)
+    sim.configure(block_mb * 1e6, interval)
+    t_end = blocks * interval
+    t0 = time.perf_counter()
+    sim.advance(t_end, 5 * interval)
+    wall = time.perf_counter() - t0
+    return t_end, wall, sim.events, chain_summary(sim)
+
+
+def env_steps(steps: int, action: np.ndarray | None) -> tuple[float, float]:
+    env = BlockchainEnv()
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    n_ev, t_total, done_steps = 0.0, 0.0, 0
+    while done_steps < steps:
+        a = action if action is not None else rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+        t0 = time.perf_counter()
+        _, _, _, trunc, info = env.step(a)
+        t_total += time.perf_counter() - t0
+        n_ev += info["events"]
+        done_steps += 1
+        if trunc:
+            env.reset(seed=done_steps)
+    return done_steps / t_total, n_ev / done_steps
+
+
+def static_grid() -> None:
+    """Mean episode reward of fixed (size, interval) settings at the env defaults (flood relay)."""
+    print("\nstatic settings at env defaults (flood relay; 3 episodes of 50 steps, seeds 1000000..):")
+    rows = [("size MB", "interval s", "reward", "latency s / tx/s / orphan_rate")]
+    for size in (0.25, 1.0, 4.0):
+        for interval in (5.0, 10.0, 20.0, 60.0, 600.0):
+            env = BlockchainEnv()
+            lo, hi = env.size_range
+            ilo, ihi = env.interval_range
+            u_size = 2 * np.log(size / lo) / np.log(hi / lo) - 1
+            u_int = 2 * np.log(interval / ilo) / np.log(ihi / ilo) - 1
+            a = np.array([1.0] * env.relay_slots + [u_size, u_int], dtype=np.float32)
+            rets, infos = [], []
+            for ep in range(3):
+                env.reset(seed=1_000_000 + ep)
+                ret = 0.0
+                for _ in range(env.episode_steps):
+                    _, r, _, _, info = env.step(a)
+                    ret += r
+                    infos.append(info)
+                rets.append(ret / env.episode_steps)
+            m = {k: np.mean([i[k] for i in infos]) for k in ("latency", "throughput", "orphan_rate")}
+            rows.append((f"{size:g}", f"{interval:g}", f"{np.mean(rets):.3f}",
+                         f"{m['latency']:.1f} / {m['throughput']:.2f} / {m['orphan_rate']:.3f}"))
+    print_table(rows)
+
+
+def main() -> None:
+    set_threads(1)
+    raw = simpy_events_per_second()
+    rows = [("case", "rlrun", "ideal (bare SimPy)", "ratio")]
+    summaries = []
+    for label, nodes, interval, blocks in (
+        ("100 nodes, 1 MB / 600 s", 100, 600.0, 300 if full() else 60),
+        ("1000 nodes, 1 MB / 12 s", 1000, 12.0, 300 if full() else 60),
+    ):
+        sim_s, wall, events, summary = run_chain(nodes, interval, blocks)
+        summaries.append((label, summary))
+        rows.append((f"{label}: sim s per wall s", f"{sim_s / wall:,.0f}",
+                     f"{sim_s / (events / raw):,.0f}", f"{(sim_s / wall) / (sim_s / (events / raw)):.2f}"))
+        rows.append((f"{label}: events per s", f"{events / wall:,.0f}", f"{raw:,.0f}",
+                     f"{events / wall / raw:.2f}"))
+    for label, action in (("random actions", None),
+                          ("flood, ~0.9 MB / ~18 s", np.array([1.0] * 8 + [0.0, -0.1], dtype=np.float32))):
+        sps, ev_per_step = env_steps(200 if full() else 60, action)
+        ideal = raw / ev_per_step
+        rows.append((f"env=blockchain steps per s ({label})", f"{sps:,.1f}", f"{ideal:,.0f}",
+                     f"{sps / ideal:.3f}"))
+    print_table(rows)
+    print("\nchain figures (median propagation of main-chain blocks):")
+    for label, s in summaries:
+        print(f"  {label}: {int(s['blocks'])} blocks, orphan_rate {s['stale_rate']:.4f}, "
+              f"propagation to 50% {s['prop_time_p50']:.2f} s, to 90% {s['prop_time_p90']:.2f} s")
+    if full():
+        static_grid()
+
+
+if __name__ == "__main__":
+    main()
