@@ -3,13 +3,14 @@ rlrun creates objects from config; a user can point `_target_` at their own clas
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import rlrun.envs  # noqa: F401  (registers rlrun/<Name>-v0 ids)
 from rlrun.agents.base import Agent
@@ -49,7 +50,22 @@ def build_agent(cfg: DictConfig, env: gym.Env, node: DictConfig | None = None) -
     )
     if not isinstance(agent, Agent):
         raise ConfigError(f"agent._target_ {cfg.agent._target_} is not an rlrun.agents.base.Agent")
+    default = getattr(env.unwrapped, "default_action", None)
+    if hasattr(agent, "use_env_default") and callable(default):
+        agent.use_env_default(default())  # static baseline: the env's own default configuration
     return agent
+
+
+def build_baseline(cfg: DictConfig, env: gym.Env) -> Agent | None:
+    """The agent named by `cfg.baseline` (e.g. `static`), built from its packaged config, or None."""
+    name = cfg.get("baseline")
+    if not name:
+        return None
+    path = Path(__file__).parent / "conf" / "agent" / f"{name}.yaml"
+    if not path.is_file():
+        options = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError(f"baseline={name!r} is not an agent config; available: {', '.join(options)}")
+    return build_agent(cfg, env, OmegaConf.load(path))
 
 
 def build_replay(cfg: DictConfig, env: gym.Env, agent: Agent) -> ReplayBuffer:

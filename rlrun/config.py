@@ -44,6 +44,7 @@ class RunConfig:
     resume: Any = None
     dataset: Any = None
     plots: bool = True
+    baseline: Any = "static"
 
 
 def register_schemas() -> None:

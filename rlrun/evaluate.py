@@ -73,6 +73,24 @@ def evaluate_policy(env: gym.Env, agent: Agent, episodes: int, seed: int) -> dic
     }
 
 
+def compare(result: dict[str, Any], baseline: dict[str, Any], name: str) -> dict[str, Any]:
+    """The trained policy relative to a baseline evaluated on the same seeds."""
+    gain = result["return_mean"] - baseline["return_mean"]
+    scale = abs(baseline["return_mean"])
+    return {
+        "agent": name,
+        **{k: baseline[k] for k in ("return_mean", "return_std", "metrics")},
+        "improvement": gain,
+        "improvement_pct": 100.0 * gain / scale if scale > 0 else None,
+    }
+
+
+def format_comparison(comp: dict[str, Any]) -> str:
+    pct = f" ({comp['improvement_pct']:+.1f}%)" if comp["improvement_pct"] is not None else ""
+    return (f"baseline {comp['agent']}: return {comp['return_mean']:.3f} ± {comp['return_std']:.3f} | "
+            f"improvement over baseline {comp['improvement']:+.3f}{pct}")
+
+
 def format_result(label: str, result: dict[str, Any], max_metrics: int = 6) -> str:
     parts = [f"{label}: return {result['return_mean']:.3f} ± {result['return_std']:.3f} "
              f"over {result['episodes']} episodes"]
@@ -103,7 +121,7 @@ def load_run_config(run_dir: Path) -> DictConfig:
 
 
 def eval_command(args: list[str]) -> int:
-    from rlrun.build import build_agent, build_env
+    from rlrun.build import build_agent, build_baseline, build_env
     from rlrun.checkpoint import load_checkpoint, resolve_checkpoint
 
     kv = parse_keyvalues(args, {"run": "run directory", "episodes": "N", "checkpoint": "best|last|<path>",
@@ -129,6 +147,10 @@ def eval_command(args: list[str]) -> int:
     result["checkpoint"] = str(ckpt_path)
     result["step"] = int(ckpt["trainer"]["step"])
     print(format_result(f"eval ({ckpt_path.name}, step {result['step']})", result, max_metrics=20))
+    baseline = build_baseline(cfg, env)
+    if baseline is not None:
+        result["baseline"] = compare(result, evaluate_policy(env, baseline, episodes, seed), cfg.baseline)
+        print(format_comparison(result["baseline"]))
     out = run_dir / f"eval_{ckpt_path.stem}_seed{seed}_n{episodes}.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from rlrun.build import build_agent, build_env, build_replay, load_dataset
+from rlrun.build import build_agent, build_baseline, build_env, build_replay, load_dataset
 from rlrun.checkpoint import load_checkpoint, save_checkpoint
 from rlrun.config import validate_run
 from rlrun.errors import CheckpointError, ConfigError
-from rlrun.evaluate import InfoAverager, evaluate_policy, format_result
+from rlrun.evaluate import InfoAverager, compare, evaluate_policy, format_comparison, format_result
 from rlrun.logger import RunLogger
 from rlrun.replay.buffer import Batch
 from rlrun.spaces import flatten_action, sample_action
@@ -89,6 +89,7 @@ class Trainer:
         self.env = build_env(cfg)
         self.eval_env = build_env(cfg)
         self.agent = build_agent(cfg, self.env)
+        self.baseline = build_baseline(cfg, self.eval_env)
         self.offline = bool(self.agent.offline)
         self.replay = build_replay(cfg, self.env, self.agent) if (self.agent.uses_replay or self.offline) else None
         if self.offline:
@@ -269,6 +270,11 @@ class Trainer:
     # ---- end of run ---------------------------------------------------------------------------------
     def _finish(self, logger: RunLogger, final: dict[str, Any], elapsed: float, steps: int) -> dict[str, Any]:
         p = self.progress
+        if self.baseline is not None:
+            base = evaluate_policy(self.eval_env, self.baseline, int(self.cfg.eval_episodes),
+                                   int(self.cfg.eval_seed))
+            final["baseline"] = compare(final, base, self.cfg.baseline)
+            logger.message(format_comparison(final["baseline"]))
         summary = {
             "status": "finished",
             **self.labels,

@@ -37,6 +37,9 @@ def test_train_writes_every_artifact(trained_run):
     assert kinds.count("train") == summary["episodes"] >= 15 and kinds.count("eval") == 2
     assert summary["status"] == "finished" and summary["step"] == 300
     assert summary["final"]["episodes"] == 2 and "distance" in summary["final"]["metrics"]
+    base = summary["final"]["baseline"]  # the static baseline on the same evaluation seeds
+    assert base["agent"] == "static"
+    assert base["improvement"] == pytest.approx(summary["final"]["return_mean"] - base["return_mean"])
 
 
 def test_tensorboard_has_the_documented_tags(trained_run):
