@@ -155,7 +155,7 @@ class CQL(SAC):
             self.alpha_prime_opt.zero_grad(set_to_none=True)
             alpha_prime_loss.backward()
             self.alpha_prime_opt.step()
-            info["train/alpha_prime"] = float(alpha_prime)
+            info["train/alpha_prime"] = float(alpha_prime.detach())
         else:
             penalty = self.cql_alpha * gap.sum()
         info["loss/cql"] = penalty.item()

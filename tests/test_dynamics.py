@@ -1,0 +1,127 @@
+"""Seed 002's forward dynamics model: shapes, residual head, the weighted loss, windowing without leaks,
+learning a delayed system better than persistence, and agent=dynamics inside the trainer contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from rlrun.agents.dynamics import DynamicsAgent
+from rlrun.errors import ConfigError
+from rlrun.models.dynamics import (
+    DynamicsTrainer,
+    ForwardDynamicsModel,
+    ForwardModelLoss,
+    kstep_error,
+    split_sequences,
+)
+
+
+def test_shapes_and_residual_connection():
+    torch.manual_seed(0)
+    m = ForwardDynamicsModel(state_dim=30, action_dim=3, hidden_dim=32, lstm_hidden=16, lookahead_steps=6)
+    s, a = torch.randn(4, 30), torch.randn(4, 3)
+    assert m(s, a).shape == (4, 30)
+    assert m(torch.randn(4, 7, 30), torch.randn(4, 7, 3)).shape == (4, 7, 30)
+    assert m.predict_trajectory(s, torch.randn(4, 5, 3)).shape == (4, 5, 30)
+    with torch.no_grad():
+        m.predictor[-1].weight.zero_()
+        m.predictor[-1].bias.zero_()
+    torch.testing.assert_close(m(s, a), s)  # s_{t+k} = s_t + delta
+
+
+def test_weighted_loss_matches_the_seed():
+    pred, true = torch.zeros(2, 6), torch.ones(2, 6)
+    # per row: 5 (feature 0) + 3 * 3 (features 1..3) + 1 + 1 = 16 over 6 features
+    assert float(ForwardModelLoss(6)(pred, true)) == pytest.approx(16 / 6)
+    assert float(ForwardModelLoss(6, weighted=False)(pred, true)) == pytest.approx(1.0)
+
+
+def synthetic_dataset(episodes: int = 6, length: int = 300, delay: int = 3, seed: int = 0) -> dict:
+    """x_{t+1} = 0.9 x_t + 0.5 a_{t-delay}: the action shows `delay` steps late, as the inverter's does.
+    The observation is [x, pending actions (oldest first)], so the state is Markov."""
+    rng = np.random.default_rng(seed)
+    obs, acts, nxt, ep = [], [], [], []
+    for e in range(episodes):
+        x, queue = 0.0, [0.0] * delay
+        for _ in range(length):
+            o = np.array([x, *queue], dtype=np.float32)
+            a = float(np.clip(-x + rng.normal(0, 0.5), -1, 1))
+            queue.append(a)
+            x = 0.9 * x + 0.5 * queue.pop(0)
+            obs.append(o)
+            acts.append([a])
+            nxt.append(np.array([x, *queue], dtype=np.float32))
+            ep.append(e)
+    n = len(obs)
+    trunc = np.zeros(n, bool)
+    trunc[length - 1::length] = True
+    return {"obs": np.array(obs), "actions": np.array(acts, np.float32), "next_obs": np.array(nxt),
+            "rewards": np.zeros(n, np.float32), "terminated": np.zeros(n, bool), "truncated": trunc,
+            "episode": np.array(ep, np.int32)}
+
+
+def test_windows_stay_inside_episodes_and_targets_are_k_ahead():
+    data = synthetic_dataset(episodes=4, length=50)
+    data["obs"][:, 0] = np.arange(200)  # the observation is its own time index
+    data["next_obs"][:, 0] = np.arange(200) + 1
+    train, val = split_sequences(data, k=4, seq_len=3, val_fraction=0.25)
+    s, _, y = train.batch(np.arange(len(train)), torch.device("cpu"))
+    np.testing.assert_array_equal((y[..., 0] - s[..., 0]).numpy(), 4.0)  # every target is k later
+    np.testing.assert_array_equal((s[:, 1:, 0] - s[:, :-1, 0]).numpy(), 4.0)  # stride k
+    episode_of = s[..., 0].numpy() // 50
+    # inputs of episode e are 50e..50e+49, its targets 50e+1..50e+50 (the final state): no window crosses
+    np.testing.assert_array_equal(episode_of.min(1), (y[..., 0].numpy().max(1) - 1) // 50)
+    assert len(train) == 3 * (51 - 12) and len(val) == 51 - 12
+    held_out = val.batch(np.arange(len(val)), torch.device("cpu"))[0]
+    assert held_out[..., 0].min() >= 150  # the last episode is held out
+
+
+def test_model_learns_the_delayed_system_better_than_persistence():
+    torch.manual_seed(0)
+    data = synthetic_dataset(episodes=8, length=300, delay=3)
+    train, val = split_sequences(data, k=4, seq_len=4, val_fraction=0.25)
+    model = ForwardDynamicsModel(state_dim=4, action_dim=1, hidden_dim=64, lstm_hidden=32, lookahead_steps=4,
+                                 dropout=0.0)
+    trainer = DynamicsTrainer(model, lr=3e-3)
+    rng = np.random.default_rng(0)
+    before = trainer.validate(val)["loss/val"]
+    for _ in range(400):
+        trainer.train_step(*train.batch(rng.integers(0, len(train), 64), torch.device("cpu")))
+    after = trainer.validate(val)
+    assert after["loss/val"] < 0.3 * after["loss/val_persistence"]
+    assert after["loss/val"] < before and after["loss/best_val"] <= after["loss/val"]
+    err = kstep_error(trainer.best_model, val, obs_scale_w=1.0)
+    assert err["model_export_rmse_w"][0] < 0.5 * err["persistence_export_rmse_w"][0]
+    assert len(err["horizon_s"]) == 4 and err["horizon_s"][-1] == 16
+
+
+def test_dynamics_agent_trains_from_its_dataset_and_round_trips(tmp_path):
+    data = synthetic_dataset(episodes=5, length=120, delay=3)
+    path = tmp_path / "d.npz"
+    np.savez(path, **data)
+    obs_space = spaces.Box(-10, 10, shape=(4,), dtype=np.float32)
+    act_space = spaces.Box(-1, 1, shape=(1,), dtype=np.float32)
+    kw = dict(dataset=str(path), lookahead_steps=4, seq_len=3, hidden_dim=32, lstm_hidden=16, val_every=5,
+              batch_size=16, mpc_candidates=8)
+    agent = DynamicsAgent(obs_space, act_space, **kw)
+    assert agent.offline
+    outs = [agent.update(None) for _ in range(10)]
+    assert "loss/val" in outs[4] and "loss/val" not in outs[3]
+    assert outs[9]["loss/best_val"] <= outs[4]["loss/best_val"]
+    assert outs[9]["loss/persistence_export_rmse_w"] > 0
+    a = agent.act(data["obs"][10], explore=False)
+    assert a.shape == (1,) and -1 <= a[0] <= 1
+    clone = DynamicsAgent(obs_space, act_space, **kw)
+    clone.load_state_dict(agent.state_dict())
+    s = torch.from_numpy(data["obs"][:5])
+    act = torch.from_numpy(data["actions"][:5])
+    torch.testing.assert_close(clone.trainer.best_model.eval()(s, act),
+                               agent.trainer.best_model.eval()(s, act))
+    assert clone.trainer.best_val == agent.trainer.best_val
+    with pytest.raises(ConfigError, match="dataset"):
+        DynamicsAgent(obs_space, act_space, dataset=None)
+    with pytest.raises(ConfigError, match="dims"):
+        DynamicsAgent(spaces.Box(-1, 1, shape=(7,), dtype=np.float32), act_space, **kw)
