@@ -242,3 +242,21 @@ def kstep_error(
         out[f"{name}_net_rmse_w"] = (err[..., 1:4].pow(2).mean((0, 2)).sqrt() * obs_scale_w).tolist()
         out[f"{name}_weighted_mse"] = [float(crit(p[:, h], true[:, h])) for h in range(horizon)]
     return out
+
+
+@torch.no_grad()
+def predicted_cost(model: ForwardDynamicsModel, states: np.ndarray, actions: np.ndarray,
+                   obs_scale_w: float = 5000.0) -> dict[str, float]:
+    """Seed 002's validation "with the forward model": score actions by the model's k-step prediction.
+
+    For env=inverter's layout, the predicted per-phase net power (features 1..3) and slave consumption
+    (8..10) at t+k give the predicted export sum_p max(net_p, 0) and over-diversion import
+    sum_p min(max(-net_p, 0), slave_p), in W, averaged over the given states."""
+    model.eval()
+    dev = next(model.parameters()).device
+    pred = model(torch.as_tensor(states, dtype=torch.float32, device=dev),
+                 torch.as_tensor(actions, dtype=torch.float32, device=dev)).cpu().numpy()
+    net = pred[:, 1:4] * obs_scale_w
+    slave = np.maximum(pred[:, 8:11] * obs_scale_w, 0.0)
+    return {"pred_export_w": float(np.maximum(net, 0.0).sum(1).mean()),
+            "pred_over_diversion_w": float(np.minimum(np.maximum(-net, 0.0), slave).sum(1).mean())}

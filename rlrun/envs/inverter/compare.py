@@ -1,13 +1,18 @@
 """Held-out comparison for env=inverter: learned policies next to the PI baseline and "do nothing".
 
     python -m rlrun.envs.inverter.compare run=<train run dir> [run=<another>] [episodes=12] [seed=1000]
-        [checkpoint=best|last] [episode_s=1800]
+        [checkpoint=best|last] [episode_s=1800] [model=<agent=dynamics run dir>]
 
 Every policy is evaluated deterministically on the same `episodes` windows of held-out days (split=test,
 seeds seed..seed+episodes-1) of the env configured in the first run (or env defaults), and the table reports
 per-window means of exported kWh, imported kWh, import caused by over-diversion, the fraction of seconds over
 the export limit, the longest excursion and the return. The PI baseline is agent=heuristic with its config
 defaults; "do nothing" sends the all-off action.
+
+With `model=<run dir of agent=dynamics>` each policy is also scored "with the forward model" as seed 002's
+`train_sac_agent` validates: on up to 2000 states of the dynamics run's held-out episodes, the model predicts
+the state k steps after the policy's action, and the table reports predicted export and over-diversion in W
+(the dataset's own actions give the behaviour policy's row).
 """
 
 from __future__ import annotations
@@ -79,9 +84,9 @@ def main(args: list[str]) -> int:
     runs, kv = [], {}
     for arg in args:
         key, sep, value = arg.partition("=")
-        if not sep or key not in ("run", "episodes", "seed", "checkpoint", "episode_s"):
+        if not sep or key not in ("run", "episodes", "seed", "checkpoint", "episode_s", "model"):
             raise ConfigError(f"unexpected argument {arg!r}; keys: run (repeatable), episodes, seed, "
-                              "checkpoint, episode_s")
+                              "checkpoint, episode_s, model")
         if key == "run":
             runs.append(Path(value))
         else:
@@ -106,9 +111,43 @@ def main(args: list[str]) -> int:
     print(f"held-out days (split=test), {episodes} windows of {env.episode_s} s, "
           f"seeds {seed}..{seed + episodes - 1}")
     print(format_table(results))
+    if "model" in kv:
+        model_results = model_scores(Path(kv["model"]), policies)
+        print("\nwith the forward model (predicted W, k steps after the action, held-out dataset states)")
+        for name, r in model_results.items():
+            print(f"{name:<28}{r['pred_export_w']:>21.1f}{r['pred_over_diversion_w']:>21.1f}")
+        results["forward_model"] = model_results
     if runs:
         (runs[0] / "compare_inverter.json").write_text(json.dumps(results, indent=2))
     return 0
+
+
+def model_scores(
+    model_run: Path, policies: dict[str, Any], n_states: int = 2000
+) -> dict[str, dict[str, float]]:
+    from rlrun.agents.dynamics import DynamicsAgent
+    from rlrun.build import build_agent, build_env
+    from rlrun.checkpoint import load_checkpoint, resolve_checkpoint
+    from rlrun.evaluate import load_run_config
+    from rlrun.models.dynamics import predicted_cost
+
+    cfg = load_run_config(model_run)
+    dyn = build_agent(cfg, build_env(cfg))
+    if not isinstance(dyn, DynamicsAgent):
+        raise ConfigError(f"model={model_run} is not an agent=dynamics run")
+    dyn.load_state_dict(load_checkpoint(resolve_checkpoint(model_run, "last"))["agent"])
+    val = dyn.val_data
+    idx = val.starts[np.linspace(0, len(val) - 1, min(n_states, len(val))).astype(np.int64)]
+    states, behaviour = val.states[idx], val.actions[idx]
+    out = {"dataset behaviour": predicted_cost(dyn.trainer.best_model, states, behaviour, dyn.obs_scale)}
+    for name, agent in policies.items():
+        acts = []
+        for s in states:
+            if hasattr(agent, "on_episode_end"):
+                agent.on_episode_end()
+            acts.append(np.asarray(agent.act(s, explore=False), dtype=np.float32))
+        out[name] = predicted_cost(dyn.trainer.best_model, states, np.stack(acts), dyn.obs_scale)
+    return out
 
 
 if __name__ == "__main__":
