@@ -32,6 +32,7 @@ get_state/set_state, so a resumed run restarts the interrupted episode.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,8 @@ from gymnasium import spaces
 from rlrun.envs.relay import obs as O
 from rlrun.envs.relay.topology import build_topology
 from rlrun.errors import ConfigError
+
+_LOG_MAX_SIZE = math.log1p(O.MAX_SIZE_BYTES)
 
 REWARD_DEFAULTS: dict[str, Any] = {
     "latency_weight": 1.0,  # per second of delivery time
@@ -79,7 +82,9 @@ def resolve_reward(reward: Any) -> dict[str, Any]:
             targets = dict(value)
             bad = set(targets) - set(O.QCLASSES)
             if bad:
-                raise ConfigError(f"reward.sla_target_ms keys must be among {', '.join(O.QCLASSES)}, got {sorted(bad)}")
+                raise ConfigError(
+                    f"reward.sla_target_ms keys must be among {', '.join(O.QCLASSES)}, got {sorted(bad)}"
+                )
             for cls, t in targets.items():
                 if float(t) <= 0:
                     raise ConfigError(f"reward.sla_target_ms.{cls} must be > 0, got {t}")
@@ -90,7 +95,9 @@ def resolve_reward(reward: Any) -> dict[str, Any]:
             cfg[key] = int(value)
         else:
             if float(value) < 0:
-                raise ConfigError(f"reward.{key} must be >= 0 (it is a weight on a cost or a bonus), got {value}")
+                raise ConfigError(
+                    f"reward.{key} must be >= 0 (it is a weight on a cost or a bonus), got {value}"
+                )
             cfg[key] = float(value)
     return cfg
 
@@ -121,14 +128,24 @@ class RelayEnv(gym.Env):
     metadata = {"render_modes": []}
     tensorboard_layout = {
         "relay": {
-            "delivery time (ms)": ["Multiline", ["env/delivery_ms_mean", "env/delivery_ms_p95", "env/delivery_ms"]],
+            "delivery time (ms)": [
+                "Multiline",
+                ["env/delivery_ms_mean", "env/delivery_ms_p95", "env/delivery_ms"],
+            ],
             "delivery ratio": ["Multiline", ["env/delivery_ratio", "env/dropped", "env/lost", "env/expired"]],
             "cost": ["Multiline", ["env/cost_per_mb", "env/cost"]],
             "congestion": ["Multiline", ["env/queue_ms", "env/in_flight"]],
             "reward terms": [
                 "Multiline",
-                ["env/r_latency", "env/r_loss", "env/r_price", "env/r_bonus", "env/r_sla", "env/r_region",
-                 "env/r_progress"],
+                [
+                    "env/r_latency",
+                    "env/r_loss",
+                    "env/r_price",
+                    "env/r_bonus",
+                    "env/r_sla",
+                    "env/r_region",
+                    "env/r_progress",
+                ],
             ],
             "policy": ["Multiline", ["env/violation", "env/refused", "env/hops_mean"]],
         },
@@ -148,8 +165,8 @@ class RelayEnv(gym.Env):
         class_mix: list[float] | None = None,
         size_bytes: list[float] | None = None,
         ttl_ms: dict[str, list[float]] | None = None,
-        service_mbps: float = 2.5,
-        service_overhead_ms: float = 0.5,
+        service_mbps: float = 20.0,
+        service_overhead_ms: float = 5.0,
         relay_drop_scale: float = 0.02,
         relay_cost_per_mb: float = 0.1,
         max_hops: int = 32,
@@ -181,14 +198,18 @@ class RelayEnv(gym.Env):
             raise ConfigError("env.degrade_rtt_factor must be >= 1 and env.degrade_loss in [0, 1)")
         mix = np.asarray(class_mix if class_mix is not None else [0.6, 0.25, 0.15], dtype=np.float64)
         if mix.shape != (3,) or np.any(mix < 0) or mix.sum() <= 0:
-            raise ConfigError(f"env.class_mix must be 3 non-negative weights for {O.QCLASSES}, got {list(mix)}")
+            raise ConfigError(
+                f"env.class_mix must be 3 non-negative weights for {O.QCLASSES}, got {list(mix)}"
+            )
         sizes = list(size_bytes if size_bytes is not None else [1024.0, 262144.0])
         if len(sizes) != 2 or not 0 < sizes[0] <= sizes[1] <= O.MAX_SIZE_BYTES:
             raise ConfigError(f"env.size_bytes must be [min, max] with 0 < min <= max <= {O.MAX_SIZE_BYTES}")
         ttl = {k: list(v) for k, v in TTL_DEFAULTS_MS.items()}
         for k, v in dict(ttl_ms or {}).items():
             if k not in ttl or len(v) != 2 or not 0 < float(v[0]) <= float(v[1]):
-                raise ConfigError(f"env.ttl_ms.{k}: keys {O.QCLASSES}, values [min_ms, max_ms] with 0 < min <= max")
+                raise ConfigError(
+                    f"env.ttl_ms.{k}: keys {O.QCLASSES}, values [min_ms, max_ms] with 0 < min <= max"
+                )
             ttl[k] = [float(v[0]), float(v[1])]
 
         self.graph = build_topology(
@@ -233,6 +254,7 @@ class RelayEnv(gym.Env):
         self.degrade_loss = float(degrade_loss)
         self.forbid_cross_region = bool(forbid_cross_region)
         self._build_tables(degrade_link)
+        self._static_blocks()
         self.sim: simpy.Environment | None = None
 
     # ---- static tables -----------------------------------------------------------------------------
@@ -240,7 +262,9 @@ class RelayEnv(gym.Env):
         g, n, d = self.graph, self.n, self.max_degree
         self.region = np.array([g.nodes[i]["region"] for i in range(n)], dtype=np.int64)
         self.reputation = np.array([g.nodes[i]["reputation"] for i in range(n)], dtype=np.float64)
-        self.service_bpms = np.array([g.nodes[i]["service_mbps"] * 1e6 / 1000.0 for i in range(n)])  # bytes/ms
+        self.service_bpms = np.array(
+            [g.nodes[i]["service_mbps"] * 1e6 / 1000.0 for i in range(n)]
+        )  # bytes/ms
         self.relay_drop = (1.0 - self.reputation) * self.relay_drop_scale
         edges = sorted((min(u, v), max(u, v)) for u, v in g.edges)
         self.edges = np.array(edges, dtype=np.int64)
@@ -304,8 +328,17 @@ class RelayEnv(gym.Env):
         self._steps = 0
         self._in_flight = 0
         self._sla = [deque(maxlen=self.reward_cfg["sla_window"]) for _ in O.QCLASSES]
-        self._stats = {"delivered": 0, "dropped": 0, "lost": 0, "expired": 0, "refused": 0, "cost": 0.0,
-                       "mb_delivered": 0.0, "hops": 0, "violations": 0}
+        self._stats = {
+            "delivered": 0,
+            "dropped": 0,
+            "lost": 0,
+            "expired": 0,
+            "refused": 0,
+            "cost": 0.0,
+            "mb_delivered": 0.0,
+            "hops": 0,
+            "violations": 0,
+        }
         self._delivery_ms: list[float] = []
         self._feedback = np.zeros(len(O.FEEDBACK), dtype=np.float32)
         self.sim.process(self._arrivals(rng))
@@ -350,8 +383,16 @@ class RelayEnv(gym.Env):
         y = int(self.nbrs[x, a])
         link = int(self.nbr_link[x, a])
         mb = msg.size / 1e6
-        info: dict[str, Any] = {"hop_ms": 0.0, "cost": 0.0, "delivered": 0.0, "dropped": 0.0, "lost": 0.0,
-                                "expired": 0.0, "refused": 0.0, "violation": 0.0}
+        info: dict[str, Any] = {
+            "hop_ms": 0.0,
+            "cost": 0.0,
+            "delivered": 0.0,
+            "dropped": 0.0,
+            "lost": 0.0,
+            "expired": 0.0,
+            "refused": 0.0,
+            "violation": 0.0,
+        }
         r_lat = r_price = r_loss = r_bonus = r_sla = r_region = r_prog = 0.0
         if y < 0 or not self.link_up[link]:  # a masked slot: the relay refuses the message
             info["refused"] = info["dropped"] = 1.0
@@ -362,7 +403,9 @@ class RelayEnv(gym.Env):
             start = max(now, self.busy_until[x])
             depart = start + self.service_overhead_ms + msg.size / self.service_bpms[x]
             self.busy_until[x] = depart
-            delay = self.base_rtt[link] * self.rtt_mult[link] / 2.0 + self.base_jitter[link] * abs(rng.standard_normal())
+            delay = self.base_rtt[link] * self.rtt_mult[link] / 2.0 + self.base_jitter[link] * abs(
+                rng.standard_normal()
+            )
             arrive = depart + delay
             cost = mb * (self.price[link] + self.relay_cost_per_mb)
             msg.cost += cost
@@ -388,8 +431,10 @@ class RelayEnv(gym.Env):
                 self._schedule_end(msg, "lost", end)
             else:
                 end = arrive
-                r_prog = w["progress_weight"] * w["latency_weight"] * (
-                    self._sp_delay_s(x, msg) - (0.0 if y == msg.dst else self._sp_delay_s(y, msg))
+                r_prog = (
+                    w["progress_weight"]
+                    * w["latency_weight"]
+                    * (self._sp_delay_s(x, msg) - (0.0 if y == msg.dst else self._sp_delay_s(y, msg)))
                 )
                 if y == msg.dst:
                     delivery = arrive - msg.created
@@ -411,8 +456,15 @@ class RelayEnv(gym.Env):
                 hop_ms=hop_ms,
                 delivery_ms=info.get("delivery_ms", 0.0),
             )
-        info.update(r_latency=r_lat, r_price=r_price, r_loss=r_loss, r_bonus=r_bonus, r_sla=r_sla,
-                    r_region=r_region, r_progress=r_prog)
+        info.update(
+            r_latency=r_lat,
+            r_price=r_price,
+            r_loss=r_loss,
+            r_bonus=r_bonus,
+            r_sla=r_sla,
+            r_region=r_region,
+            r_progress=r_prog,
+        )
         info["reward"] = r_lat + r_price + r_loss + r_bonus + r_sla + r_region + r_prog
         return info
 
@@ -428,8 +480,14 @@ class RelayEnv(gym.Env):
         return max(0.0, p95 / target - 1.0)
 
     def _set_feedback(self, *, terminal: bool, delivered: bool, hop_ms: float, delivery_ms: float) -> None:
-        self._feedback[:] = (1.0, float(terminal), float(delivered), float(terminal and not delivered),
-                             hop_ms / O.TIME_NORM_MS, delivery_ms / O.TIME_NORM_MS)
+        self._feedback[:] = (
+            1.0,
+            float(terminal),
+            float(delivered),
+            float(terminal and not delivered),
+            hop_ms / O.TIME_NORM_MS,
+            delivery_ms / O.TIME_NORM_MS,
+        )
 
     def _schedule_end(self, msg: Message, kind: str, at: float) -> None:
         ev = self.sim.timeout(max(at - self.sim.now, 0.0))
@@ -518,51 +576,66 @@ class RelayEnv(gym.Env):
         mask[:k] = self.link_up[self.nbr_link[x, :k]]
         return mask
 
+    def _static_blocks(self) -> None:
+        """Per (relay, destination, regional?) candidate block of the features that never change in an
+        episode (jitter, price, reputation, regionMatch, SP distance, SP next hop, is-destination), so a
+        step only fills in RTT, loss and queue."""
+        n, dm, f = self.n, self.max_degree, self.layout.n_feat
+        self._static = np.zeros((2, n, n, dm, f), dtype=np.float32)
+        for regional in (0, 1):
+            dist = self.dist_reg if regional else self.dist
+            sp_next = self.sp_next_reg if regional else self.sp_next
+            for x in range(n):
+                k = int(self.deg[x])
+                nb, li = self.nbrs[x, :k], self.nbr_link[x, :k]
+                block = self._static[regional, x, :, :k]  # [dst, k, F]
+                block[:, :, 2] = self.base_jitter[li] / O.JITTER_NORM_MS
+                block[:, :, 3] = self.price[li] / O.PRICE_NORM
+                block[:, :, 4] = self.reputation[nb]
+                block[:, :, 5] = self.region[nb][None, :] == self.region[:, None]
+                dn = dist[nb, :].T  # [dst, k]
+                block[:, :, 7] = np.minimum(
+                    np.where(np.isfinite(dn), dn, self.dist[nb, :].T) / O.RTT_NORM_MS, 1000.0
+                )
+                block[:, :, 8] = nb[None, :] == sp_next[x, :][:, None]
+                block[:, :, 9] = nb[None, :] == np.arange(n)[:, None]
+        self._template = np.zeros(self.layout.size, dtype=np.float32)
+        self._template[:4] = self.layout.header()
+
     def _observe(self) -> np.ndarray:
         msg, x = self._ready[0]
         L = self.layout
-        o = np.zeros(L.size, dtype=np.float32)
-        o[:4] = L.header()
+        o = self._template.copy()
         k = int(self.deg[x])
         nb = self.nbrs[x, :k]
         li = self.nbr_link[x, :k]
         up = self.link_up[li]
         d = msg.dst
-        o[L.context : L.feedback] = [
-            O.encode_id(x),
-            O.encode_id(d),
-            O.encode_id(msg.prev) if msg.prev >= 0 else 0.0,
-            O.encode_id(msg.id % O.MSG_ID_MOD),
-            O.encode_id(int(self.region[x])),
-            O.encode_id(int(self.region[d])),
-        ]
+        now = self.sim.now
+        o[L.context : L.feedback] = (
+            (x + 1) / O.ID_SCALE,
+            (d + 1) / O.ID_SCALE,
+            (msg.prev + 1) / O.ID_SCALE,
+            (msg.id % O.MSG_ID_MOD + 1) / O.ID_SCALE,
+            (self.region[x] + 1) / O.ID_SCALE,
+            (self.region[d] + 1) / O.ID_SCALE,
+        )
         o[L.feedback : L.workload] = self._feedback
-        left = max(msg.deadline - self.sim.now, 0.0) / msg.ttl_ms
-        o[L.workload : L.cand] = [
-            *(1.0 if msg.qclass == c else 0.0 for c in range(3)),
-            np.log1p(msg.size) / np.log1p(O.MAX_SIZE_BYTES),
+        o[L.workload + msg.qclass] = 1.0
+        o[L.workload + 3 : L.cand] = (
+            math.log1p(msg.size) / _LOG_MAX_SIZE,
             O.ttl_bucket(msg.ttl_ms),
-            left,
+            max(msg.deadline - now, 0.0) / msg.ttl_ms,
             msg.hops / self.max_hops,
-        ]
-        regional = self.forbid_cross_region and msg.qclass == 1
-        dist = self.dist_reg if regional else self.dist
-        sp = (self.sp_next_reg if regional else self.sp_next)[x, d]
-        feats = np.zeros((k, L.n_feat), dtype=np.float64)
-        feats[:, 0] = self.base_rtt[li] * self.rtt_mult[li] / O.RTT_NORM_MS
-        feats[:, 1] = np.minimum(self.base_loss[li] + self.loss_add[li], 1.0)
-        feats[:, 2] = self.base_jitter[li] / O.JITTER_NORM_MS
-        feats[:, 3] = self.price[li] / O.PRICE_NORM
-        feats[:, 4] = self.reputation[nb]
-        feats[:, 5] = self.region[nb] == self.region[d]
-        feats[:, 6] = np.maximum(self.busy_until[nb] - self.sim.now, 0.0) / O.QUEUE_NORM_MS
-        dn = dist[nb, d]
-        feats[:, 7] = np.where(np.isfinite(dn), dn, self.dist[nb, d]) / O.RTT_NORM_MS
-        feats[:, 8] = nb == sp
-        feats[:, 9] = nb == d
-        feats[~up] = 0.0
+        )
+        regional = 1 if (self.forbid_cross_region and msg.qclass == 1) else 0
         cand = o[L.cand : L.cand_ids].reshape(self.max_degree, L.n_feat)
-        cand[:k] = np.minimum(feats, 1000.0)
+        cand[:k] = self._static[regional, x, d, :k]
+        cand[:k, 0] = np.minimum(self.base_rtt[li] * self.rtt_mult[li] / O.RTT_NORM_MS, 1000.0)
+        cand[:k, 1] = np.minimum(self.base_loss[li] + self.loss_add[li], 1.0)
+        cand[:k, 6] = np.minimum(np.maximum(self.busy_until[nb] - now, 0.0) / O.QUEUE_NORM_MS, 1000.0)
+        if not up.all():
+            cand[:k][~up] = 0.0
         o[L.cand_ids : L.cand_ids + k] = (nb + 1) / O.ID_SCALE
         o[L.node_1hot + x] = 1.0
         o[L.dst_1hot + d] = 1.0

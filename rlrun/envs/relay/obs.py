@@ -24,8 +24,6 @@ Agents decode this without importing the env (agents know spaces, not envs); tes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 FORMAT_MARKER = 0.625
@@ -73,52 +71,22 @@ def ttl_bucket(ttl_ms: float) -> float:
     return k / len(TTL_BUCKETS_MS)
 
 
-@dataclass(frozen=True)
 class ObsLayout:
-    """Offsets of every block for N relays and D slots."""
+    """Offsets of every block for N relays and D slots (plain ints: they are read on every step)."""
 
-    n_nodes: int
-    max_degree: int
-
-    @property
-    def n_feat(self) -> int:
-        return len(CANDIDATE_FEATURES)
-
-    @property
-    def context(self) -> int:
-        return 4
-
-    @property
-    def feedback(self) -> int:
-        return self.context + len(CONTEXT)
-
-    @property
-    def workload(self) -> int:
-        return self.feedback + len(FEEDBACK)
-
-    @property
-    def cand(self) -> int:
-        return self.workload + len(WORKLOAD)
-
-    @property
-    def cand_ids(self) -> int:
-        return self.cand + self.max_degree * self.n_feat
-
-    @property
-    def node_1hot(self) -> int:
-        return self.cand_ids + self.max_degree
-
-    @property
-    def dst_1hot(self) -> int:
-        return self.node_1hot + self.n_nodes
-
-    @property
-    def mask(self) -> int:
-        return self.dst_1hot + self.n_nodes
-
-    @property
-    def size(self) -> int:
-        return self.mask + self.max_degree
+    def __init__(self, n_nodes: int, max_degree: int) -> None:
+        self.n_nodes = int(n_nodes)
+        self.max_degree = int(max_degree)
+        self.n_feat = len(CANDIDATE_FEATURES)
+        self.context = 4
+        self.feedback = self.context + len(CONTEXT)
+        self.workload = self.feedback + len(FEEDBACK)
+        self.cand = self.workload + len(WORKLOAD)
+        self.cand_ids = self.cand + self.max_degree * self.n_feat
+        self.node_1hot = self.cand_ids + self.max_degree
+        self.dst_1hot = self.node_1hot + self.n_nodes
+        self.mask = self.dst_1hot + self.n_nodes
+        self.size = self.mask + self.max_degree
 
     def header(self) -> np.ndarray:
         return np.array(

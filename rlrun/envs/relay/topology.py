@@ -80,7 +80,9 @@ def _remove_some(g: nx.Graph, rng: np.random.Generator, count: int, keep: set[tu
             g.add_edge(u, v, **attrs)
 
 
-def irregular_grid(rng: np.random.Generator, rows: int = 6, cols: int = 6, service_mbps: float = 2.5) -> nx.Graph:
+def irregular_grid(
+    rng: np.random.Generator, rows: int = 6, cols: int = 6, service_mbps: float = 2.5
+) -> nx.Graph:
     """Boyan & Littman's test bed in spirit: two halves of a grid joined by two bridges of unequal RTT.
 
     Shortest paths by RTT funnel most cross-half traffic over the short bridge, so under load its relays
@@ -201,7 +203,9 @@ def from_edges(
         g.add_edge(u, v, **attrs)
     if regions:
         if len(regions) != g.number_of_nodes():
-            raise ConfigError(f"env.regions has {len(regions)} entries but the edges name {g.number_of_nodes()} relays")
+            raise ConfigError(
+                f"env.regions has {len(regions)} entries but the edges name {g.number_of_nodes()} relays"
+            )
         for node in g.nodes:
             if node < len(regions):
                 g.nodes[node]["region"] = int(regions[node])
