@@ -160,6 +160,7 @@ class DynamicsAgent(Agent):
 
 def report_command(args: list[str]) -> int:
     """`python -m rlrun.agents.dynamics run=<dir> [checkpoint=best|last]`: print the k-step error table."""
+    from rlrun.agents.dynamics import DynamicsAgent as Agent  # not __main__'s copy under python -m
     from rlrun.build import build_agent, build_env
     from rlrun.checkpoint import load_checkpoint, resolve_checkpoint
     from rlrun.evaluate import load_run_config, parse_keyvalues
@@ -171,7 +172,7 @@ def report_command(args: list[str]) -> int:
     cfg = load_run_config(run_dir)
     env = build_env(cfg)
     agent = build_agent(cfg, env)
-    if not isinstance(agent, DynamicsAgent):
+    if not isinstance(agent, Agent):
         raise ConfigError(f"run {run_dir} did not train agent=dynamics")
     agent.load_state_dict(load_checkpoint(resolve_checkpoint(run_dir, kv.get("checkpoint", "last")))["agent"])
     rep = agent.report()
