@@ -169,7 +169,7 @@ def advise_command(args: list[str]) -> int:
     report: dict[str, Any] = {
         "run": str(run_dir),
         "simulated_blocks": int(info.get("block_height", 0)),
-        "observation": {k: round(v, 6) for k, v in raw.items()},
+        "observation": raw,
         "rollup_profile": suggest_rollup_profile(raw),
         "rollup_gas": optimize_rollup_gas(raw),
     }

@@ -388,6 +388,7 @@ class ConsensusEnv(gym.Env):
             self.sim.run_blocks(self.warmup_blocks)
             self._counters = self._pool_counters()
         self._window = []
+        self.sim.run_blocks(self.observation_interval)  # the first observation window, at the defaults
         self._events = []
         self._raw = self._collect()
         self._obs = self._scale(self._raw)
