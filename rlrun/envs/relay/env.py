@@ -17,7 +17,7 @@ Model (seed 003, with the pieces it leaves implicit made explicit):
 - Because the outcome is known when the hop is chosen, each step's reward belongs to that decision alone:
       r = -(latency_weight * hop_s + price_weight * cost) - loss_penalty * dropped + success_bonus * delivered
           - sla_penalty * max(0, P95/target - 1) [on delivery] - cross_region_penalty * violation
-          + progress_weight * latency_weight * (one-way SP delay before - after) [potential shaping, default 0]
+          + progress_weight * (SP RTT to the destination before - after the hop) / 100 ms [shaping, default 0]
   Summed over one message's hops this is the seed's end-to-end reward (-(w_l*endToEndRtt + w_loss*dropRate
   + w_p*cost) + success_bonus) plus its policy penalties. Weights come from the `reward` group.
 
@@ -56,7 +56,7 @@ REWARD_DEFAULTS: dict[str, Any] = {
     "success_bonus": 2.0,  # per delivered message
     "sla_penalty": 1.0,  # per delivery while the class's rolling P95 exceeds its target, times the excess
     "cross_region_penalty": 1.0,  # per hop that takes a `regional` message out of its region
-    "progress_weight": 0.0,  # potential-based shaping by static shortest-path delay (0 = the seed's reward)
+    "progress_weight": 0.0,  # potential-based shaping by static shortest-path RTT (0 = the seed's reward)
     "sla_target_ms": {"best-effort": 1500.0, "regional": 400.0, "backbone": 800.0},
     "sla_window": 200,  # deliveries per class in the rolling P95
 }
@@ -359,20 +359,24 @@ class RelayEnv(gym.Env):
             raise ValueError(f"action {action!r} is outside Discrete({self.max_degree})")
         msg, x = self._ready.popleft()
         info = self._decide(msg, x, a)
-        reward = info["reward"]
+        reward = info.pop("reward")
         self._steps += 1
         self._advance()
         truncated = self.sim.now >= self.episode_ms or (self.max_steps > 0 and self._steps >= self.max_steps)
         info["action_mask"] = self._mask()
         info["queue_ms"] = float(np.maximum(self.busy_until - self.sim.now, 0.0).mean())
         info["in_flight"] = float(self._in_flight)
-        info["sim_ms"] = float(self.sim.now)
         if truncated:
             info.update(self.episode_metrics())
         for key, value in info.items():
             if key != "action_mask":
                 info[key] = float(value)
         return self._observe(), float(reward), False, bool(truncated), info
+
+    @property
+    def now_ms(self) -> float:
+        """The simulated clock (ms since reset)."""
+        return float(self.sim.now) if self.sim is not None else 0.0
 
     # ---- the hop ------------------------------------------------------------------------------------
     def _decide(self, msg: Message, x: int, a: int) -> dict[str, Any]:
@@ -431,11 +435,7 @@ class RelayEnv(gym.Env):
                 self._schedule_end(msg, "lost", end)
             else:
                 end = arrive
-                r_prog = (
-                    w["progress_weight"]
-                    * w["latency_weight"]
-                    * (self._sp_delay_s(x, msg) - (0.0 if y == msg.dst else self._sp_delay_s(y, msg)))
-                )
+                r_prog = w["progress_weight"] * (self._sp_rtt(x, msg) - self._sp_rtt(y, msg)) / O.RTT_NORM_MS
                 if y == msg.dst:
                     delivery = arrive - msg.created
                     info["delivered"] = 1.0
@@ -468,9 +468,10 @@ class RelayEnv(gym.Env):
         info["reward"] = r_lat + r_price + r_loss + r_bonus + r_sla + r_region + r_prog
         return info
 
-    def _sp_delay_s(self, node: int, msg: Message) -> float:
+    def _sp_rtt(self, node: int, msg: Message) -> float:
+        """Static shortest-path RTT (ms) from `node` to the message's destination: the shaping potential."""
         d = self.dist_reg if (self.forbid_cross_region and msg.qclass == 1) else self.dist
-        return float(d[node, msg.dst]) / 2.0 / 1000.0
+        return float(d[node, msg.dst])
 
     def _sla_excess(self, qclass: int, delivery_ms: float) -> float:
         window = self._sla[qclass]

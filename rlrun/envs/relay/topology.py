@@ -81,7 +81,7 @@ def _remove_some(g: nx.Graph, rng: np.random.Generator, count: int, keep: set[tu
 
 
 def irregular_grid(
-    rng: np.random.Generator, rows: int = 6, cols: int = 6, service_mbps: float = 2.5
+    rng: np.random.Generator, rows: int = 6, cols: int = 6, service_mbps: float = 20.0
 ) -> nx.Graph:
     """Boyan & Littman's test bed in spirit: two halves of a grid joined by two bridges of unequal RTT.
 
@@ -111,7 +111,7 @@ def irregular_grid(
     return _decorate(g, rng, service_mbps)
 
 
-def geometric(rng: np.random.Generator, n: int = 30, regions: int = 3, service_mbps: float = 2.5) -> nx.Graph:
+def geometric(rng: np.random.Generator, n: int = 30, regions: int = 3, service_mbps: float = 20.0) -> nx.Graph:
     """Random geometric graph in the unit square; RTT grows with distance; regions grown from seeds."""
     if n < 4:
         raise ConfigError(f"env.num_nodes must be >= 4 for the geometric topology, got {n}")
@@ -153,7 +153,7 @@ def _assign_regions_by_bfs(g: nx.Graph, rng: np.random.Generator, regions: int) 
 
 
 def backbone(
-    rng: np.random.Generator, regions: int = 3, per_region: int = 6, service_mbps: float = 2.5
+    rng: np.random.Generator, regions: int = 3, per_region: int = 6, service_mbps: float = 20.0
 ) -> nx.Graph:
     """Multi-region overlay: a ring with chords inside each region, two gateways per region, and long-haul
     backbone links (high RTT, high price) between the gateways of every pair of regions."""
@@ -185,26 +185,30 @@ def backbone(
     return _decorate(g, rng, service_mbps)
 
 
+EDGE_COLUMNS = ("rtt_ms", "jitter_ms", "loss", "price_per_mb")
+
+
 def from_edges(
     rng: np.random.Generator,
     edges: Sequence[Sequence[Any]],
     regions: Sequence[int] | None = None,
-    service_mbps: float = 2.5,
+    service_mbps: float = 20.0,
 ) -> nx.Graph:
-    """User-supplied overlay: `edges` rows are [u, v] or [u, v, rtt_ms]; `regions` gives each relay's region."""
+    """User-supplied overlay: rows [u, v, rtt_ms?, jitter_ms?, loss?, price_per_mb?]; omitted link attributes
+    are drawn like the built-in topologies'. `regions` gives each relay's region (default: all in region 0)."""
     g = nx.Graph()
     for row in edges:
-        if len(row) not in (2, 3):
-            raise ConfigError(f"env.edges rows must be [u, v] or [u, v, rtt_ms], got {list(row)}")
+        if not 2 <= len(row) <= 2 + len(EDGE_COLUMNS):
+            raise ConfigError(f"env.edges rows must be [u, v, {', '.join(EDGE_COLUMNS)}] (attributes optional), "
+                              f"got {list(row)}")
         u, v = int(row[0]), int(row[1])
         if u == v:
             raise ConfigError(f"env.edges has a self-loop at relay {u}")
-        attrs = {"rtt_ms": float(row[2])} if len(row) == 3 else {}
-        g.add_edge(u, v, **attrs)
+        g.add_edge(u, v, **{k: float(x) for k, x in zip(EDGE_COLUMNS, row[2:], strict=False)})
     if regions:
         if len(regions) != g.number_of_nodes():
             raise ConfigError(
-                f"env.regions has {len(regions)} entries but the edges name {g.number_of_nodes()} relays"
+                f"env.regions has {len(regions)} entries but env.edges names {g.number_of_nodes()} relays"
             )
         for node in g.nodes:
             if node < len(regions):
@@ -221,7 +225,7 @@ def build_topology(
     grid_size: Sequence[int] = (6, 6),
     edges: Sequence[Sequence[Any]] | None = None,
     regions: Sequence[int] | None = None,
-    service_mbps: float = 2.5,
+    service_mbps: float = 20.0,
 ) -> nx.Graph:
     """Build and validate the named topology; the same seed gives the same graph."""
     rng = np.random.default_rng(seed)
