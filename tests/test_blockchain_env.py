@@ -93,7 +93,8 @@ def test_reward_is_the_map_formula_with_configured_weights():
     env.reset(seed=1)
     for _ in range(3):
         _, r, _, _, info = env.step(np.full(10, 0.3, dtype=np.float32))
-        expected = -0.5 * info["latency"] / 60 + 0.004 * info["throughput"] * 60 - 15.0 * info["orphan_rate"]
+        served = min(info["throughput"], info["offered_load"])
+        expected = -0.5 * info["latency"] / 60 + 0.004 * served * 60 - 15.0 * info["orphan_rate"]
         assert r == pytest.approx(expected)
         assert r == pytest.approx(info["reward_latency"] + info["reward_throughput"] + info["reward_orphan"])
 
@@ -149,6 +150,26 @@ def test_moderate_settings_beat_both_extremes():
     fast_big = mean_reward(1.0, -1.0)  # 8 MB, 1 s
     moderate = mean_reward(0.0, -0.1)  # ~0.9 MB, ~18 s
     assert moderate > bitcoin_like + 1.0 and moderate > fast_big + 0.5, (moderate, bitcoin_like, fast_big)
+
+
+def test_alternating_slow_and_fast_blocks_does_not_pay():
+    """Steps last step_blocks intervals, so a slow step (transactions pile up) followed by a 1-second step
+    (they all confirm within seconds) would show a huge throughput on the fast step; the reward counts
+    throughput only up to the offered load, so alternating must lose to a steady moderate setting."""
+    def rewards(actions: list[list[float]]) -> tuple[float, float]:
+        env = small_env(network={"nodes": 30}, episode_steps=12)
+        env.reset(seed=0)
+        rs, peak = [], 0.0
+        for t in range(12):
+            _, r, _, _, info = env.step(np.array([1] * 8 + actions[t % len(actions)], dtype=np.float32))
+            rs.append(r)
+            peak = max(peak, info["throughput"] / info["offered_load"])
+        return float(np.mean(rs[2:])), peak
+
+    alternating, peak = rewards([[1.0, 1.0], [1.0, -1.0]])
+    steady, _ = rewards([[0.0, -0.2]])
+    assert peak > 20  # the fast steps really do confirm a pile-up at many times the arrival rate
+    assert steady > alternating + 1.0, (steady, alternating)
 
 
 def test_non_finite_actions_raise_a_clear_error():

@@ -160,16 +160,22 @@ def test_steady_and_daily_arrivals_have_the_configured_rate():
     rng = np.random.default_rng(9)
     steady = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": 5.0}), 10, rng)
     assert len(steady.times(0.0, 20_000.0)) == pytest.approx(100_000, rel=0.02)
+    assert steady.last_expected == pytest.approx(100_000)
     daily_spec = TxWorkloadSpec.from_config({"rate_tps": 5.0, "pattern": "daily", "daily_amplitude": 0.8})
     daily = TxWorkload(daily_spec, 10, rng)
     t = daily.times(0.0, 86_400.0)
     assert len(t) == pytest.approx(5.0 * 86_400, rel=0.02)
+    assert daily.last_expected == pytest.approx(5.0 * 86_400)
+    daily.times(0.0, 43_200.0)
+    assert daily.last_expected == pytest.approx(5.0 * 43_200 * (1 + 0.8 * 2 / math.pi))
     first_half = np.sum(t < 43_200.0)  # sin > 0 in the first half day
     assert first_half / len(t) == pytest.approx(0.5 + 0.8 / math.pi, abs=0.02)
     bursts = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": 5.0, "pattern": "bursts", "burst_factor": 5.0,
                                                     "burst_every_s": 1000.0, "burst_mean_s": 250.0}), 10, rng)
     # expected share of time in bursts = 250 / 1250 -> mean rate 5 * (0.8 + 0.2 * 5) = 9 tx/s
-    assert len(bursts.times(0.0, 200_000.0)) / 200_000.0 == pytest.approx(9.0, rel=0.1)
+    n_bursty = len(bursts.times(0.0, 200_000.0))
+    assert n_bursty / 200_000.0 == pytest.approx(9.0, rel=0.1)
+    assert n_bursty == pytest.approx(bursts.last_expected, rel=0.02)
 
 
 # ---- network calibration and message timing -------------------------------------------------------------

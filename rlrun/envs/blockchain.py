@@ -29,7 +29,12 @@ Observation (each scaled to [0, 1]):
   blocks found / (2 * step_blocks), and (1 + sin, 1 + cos)/2 of the time of day (for the daily pattern).
 
 Reward (seed's MAP form): r = -alpha * latency_min + beta * throughput_tpm - gamma * orphan_rate with latency
-in minutes, throughput in confirmed transactions per minute and orphan_rate a fraction. With the defaults
+in minutes, throughput in confirmed transactions per minute and orphan_rate a fraction. The throughput term
+counts confirmations only up to the window's offered load (expected arrivals per second, info
+`offered_load`): a step lasts step_blocks intervals, so without the cap a slow step that lets transactions
+pile up followed by a 1-second-interval step that confirms them in a few seconds would earn a huge
+"throughput" every other step, and alternating would beat any steady setting. info `throughput` is the
+uncapped rate. With the defaults
 (alpha 1, beta 1e-3, gamma 10; reward=blockchain) and 10 tx/s of demand, a network that confirms everything
 within ~30 s with 5% stale blocks scores about -0.5 + 0.6 - 0.5: the three terms are of one size. The terms
 are reported in info as reward_latency, reward_throughput, reward_orphan.
@@ -263,6 +268,7 @@ class BlockchainEnv(gym.Env):
         sim.add_transactions(t0, t0 + duration)
         sim.run_until(t0 + duration)
         m = chain_metrics.measure(sim, marks)
+        m["offered_load"] = sim.workload.last_expected / duration
         m["block_size_mb"] = size_mb
         m["block_interval_s"] = interval_s
         m["relay_fanout"] = plan.mean_fanout()
@@ -298,7 +304,7 @@ class BlockchainEnv(gym.Env):
         w = self.weights
         return {
             "reward_latency": -w["alpha"] * m["latency"] / 60.0,
-            "reward_throughput": w["beta"] * m["throughput"] * 60.0,
+            "reward_throughput": w["beta"] * min(m["throughput"], m["offered_load"]) * 60.0,
             "reward_orphan": -w["gamma"] * m["orphan_rate"],
         }
 
@@ -318,7 +324,8 @@ class BlockchainEnv(gym.Env):
             plan = self._plan("flood")
             self.sim.configure(self.initial_size_mb * 1e6, self.initial_interval_s, plan)
             m = {k: 0.0 for k in ("mempool_mb", "bandwidth_utilisation", "orphan_rate", "throughput",
-                                  "latency", "latency_p95", "prop_time_p90", "blocks_found", "sim_time")}
+                                  "latency", "latency_p95", "prop_time_p90", "blocks_found", "sim_time",
+                                  "offered_load")}
             m.update(latency_to_peers_ms=plan.mean_latency() * 1000.0, block_size_mb=self.initial_size_mb,
                      block_interval_s=self.initial_interval_s)
         return self._observe(m), {"sim_time": self.sim.now}

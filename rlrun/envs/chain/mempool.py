@@ -90,6 +90,7 @@ class TxWorkload:
         self._burst_end = -1.0
         bursts = spec.pattern == "bursts"
         self._next_burst = float(rng.exponential(spec.burst_every_s)) if bursts else math.inf
+        self.last_expected = 0.0  # expected arrivals (integral of the rate) of the last generated window
 
     def rate_at(self, t: float) -> float:
         s = self.spec
@@ -108,14 +109,19 @@ class TxWorkload:
     def times(self, t0: float, t1: float) -> np.ndarray:
         s = self.spec
         if s.pattern == "steady":
+            self.last_expected = s.rate_tps * (t1 - t0)
             return self._poisson_times(t0, t1, s.rate_tps)
         if s.pattern == "daily":  # thinning of a homogeneous process at the peak rate
+            w = 2.0 * math.pi / _DAY_S
+            self.last_expected = s.rate_tps * ((t1 - t0) + s.daily_amplitude / w
+                                               * (math.cos(w * t0) - math.cos(w * t1)))
             peak = s.rate_tps * (1.0 + s.daily_amplitude)
             t = self._poisson_times(t0, t1, peak)
             keep = self.rng.random(len(t)) * peak < s.rate_tps * (
                 1.0 + s.daily_amplitude * np.sin(2.0 * np.pi * t / _DAY_S))
             return t[keep]
         parts, t = [], t0  # bursts: piecewise-constant rate
+        self.last_expected = 0.0
         while t < t1:
             if t >= self._next_burst:
                 self._burst_end = self._next_burst + float(self.rng.exponential(s.burst_mean_s))
@@ -125,11 +131,13 @@ class TxWorkload:
             else:
                 end, rate = min(self._next_burst, t1), s.rate_tps
             parts.append(self._poisson_times(t, end, rate))
+            self.last_expected += rate * (end - t)
             t = end
         return np.concatenate(parts) if parts else np.empty(0)
 
     def generate(self, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(creation times sorted, sizes in bytes, fee rates, origin nodes) of the window [t0, t1)."""
+        """(creation times sorted, sizes in bytes, fee rates, origin nodes) of the window [t0, t1); the
+        expected number of arrivals (the offered load) is left in `last_expected`."""
         s = self.spec
         t = self.times(t0, t1)
         k = len(t)
