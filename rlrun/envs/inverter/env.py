@@ -196,6 +196,10 @@ class InverterEnv(gym.Env):
         self._trace: dict[str, np.ndarray] = {}
         self._t = 0
 
+    def default_action(self) -> np.ndarray:
+        """The site without a controller: all slaves off (what `baseline=static` evaluates)."""
+        return self.noop_action.copy()
+
     # ---- traces ---------------------------------------------------------------------------------------
     def _draw_episode(self) -> None:
         rng = self.np_random
