@@ -83,8 +83,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         return self.tree.get(indices) / self.tree.total()
 
     def _sample_indices(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        idx = self.tree.sample(batch_size, self.rng)
-        probs = self.tree.get(idx) / self.tree.total()
+        idx, priorities, total = self.tree.sample_with_priorities(batch_size, self.rng)
+        probs = priorities / total
         weights = (self.size * probs) ** (-self.beta)
         weights /= weights.max()
         return idx, weights.astype(np.float32)

@@ -46,24 +46,31 @@ class SumTree:
     def get(self, indices: np.ndarray) -> np.ndarray:
         return self.tree[self.base + np.asarray(indices, dtype=np.int64)]
 
+    def _prefix(self) -> np.ndarray:
+        """[0, c_1, ..., c_n]: running sums over the top level's nodes (c_n is the total)."""
+        top = self._top_nodes()
+        cum = np.empty(len(top) + 1)
+        cum[0] = 0.0
+        np.cumsum(top, out=cum[1:])
+        if not cum[-1] > 0:
+            raise ValueError("cannot search a sum tree whose priorities are all zero")
+        return cum
+
     def find(self, values: np.ndarray) -> np.ndarray:
         """Slot i for each v in [0, total): the i with prefix(i) <= v < prefix(i) + p_i, never a zero slot.
 
         Values at or beyond the total (only possible through rounding) map to the last slot with mass.
         """
-        v = np.array(values, dtype=np.float64, copy=True).reshape(-1)
-        top = self._top_nodes()
-        cum = np.empty(len(top) + 1)
-        cum[0] = 0.0
-        np.cumsum(top, out=cum[1:])
+        return self._search(np.asarray(values, dtype=np.float64).reshape(-1), self._prefix())[0]
+
+    def _search(self, values: np.ndarray, cum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`find` given the top-level prefix sums; also returns the found slots' priorities."""
         total = cum[-1]
-        if not total > 0:
-            raise ValueError("cannot search a sum tree whose priorities are all zero")
         # side="right": a node whose prefix does not grow (zero mass) can never be the answer
         last = int(np.searchsorted(cum, total, side="left")) - 1  # last node with mass
-        j = np.searchsorted(cum, v, side="right") - 1
+        j = np.searchsorted(cum, values, side="right") - 1
         np.minimum(j, last, out=j)
-        v -= cum[j]
+        v = values - cum[j]
         np.maximum(v, 0.0, out=v)
         idx = j + (1 << self.top)
         tree = self.tree
@@ -73,16 +80,17 @@ class SumTree:
             go_right = v >= left
             v -= left * go_right
             idx += go_right
+        priorities = tree[idx]
         leaves = idx - self.base
-        bad = tree[idx] <= 0.0
+        bad = priorities <= 0.0
         if bad.any():  # rounding pushed a value past its subtree's mass: redo those with a guarded descent
-            leaves[bad] = self._find_guarded(j[bad], np.asarray(values, dtype=np.float64).reshape(-1)[bad])
-        return leaves
+            leaves[bad] = self._find_guarded(j[bad], values[bad])
+            priorities = tree[leaves + self.base]
+        return leaves, priorities
 
     def _find_guarded(self, top_index: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Slow path (rare): descend from the chosen top node, never entering a subtree without mass."""
-        cum = np.concatenate([[0.0], np.cumsum(self._top_nodes())])
-        v = values - cum[top_index]  # same prefix as in `find`
+        v = values - self._prefix()[top_index]  # same prefix as in `_search`
         out = np.empty(len(top_index), dtype=np.int64)
         tree = self.tree
         for n, (j, x) in enumerate(zip(top_index.tolist(), v.tolist(), strict=True)):
@@ -104,10 +112,17 @@ class SumTree:
         Each draw's marginal distribution is exactly P(i) = p_i / sum p; stratification only lowers the
         variance of the batch composition (Schaul et al. 2016, appendix B.2.1).
         """
-        total = self.total()
-        seg = total / batch_size
-        values = (np.arange(batch_size, dtype=np.float64) + rng.random(batch_size)) * seg
-        return self.find(values)
+        return self.sample_with_priorities(batch_size, rng)[0]
+
+    def sample_with_priorities(
+        self, batch_size: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """`sample`, plus the drawn slots' priorities and the total (for importance weights)."""
+        cum = self._prefix()
+        total = float(cum[-1])
+        values = (np.arange(batch_size, dtype=np.float64) + rng.random(batch_size)) * (total / batch_size)
+        leaves, priorities = self._search(values, cum)
+        return leaves, priorities, total
 
     # ---- writing ------------------------------------------------------------------------------------
     def set(self, indices: np.ndarray, priorities: np.ndarray) -> None:
