@@ -1,5 +1,5 @@
 """Blockchain simulator speed: simulated seconds per wall second and SimPy events per second for
-(a) 100 nodes at Bitcoin-like settings (1 MB, 600 s, 10 tx/s) and (b) 1,000 nodes at a 12 s interval, and
+(a) 100 nodes at Bitcoin-like settings (1 MB, 600 s, 3 tx/s) and (b) 1,000 nodes at a 12 s interval, and
 env=blockchain steps per second at its defaults.
 
 Reference, measured in the same process: bare SimPy dispatch, a chain of Timeout events with one callback and
@@ -40,7 +40,7 @@ def simpy_events_per_second(n: int = 300_000) -> float:
 
 
 def run_chain(nodes: int, interval: float, blocks: int, block_mb: float = 1.0,
-              rate: float = 10.0) -> tuple[float, float, int, dict]:
+              rate: float = 3.0) -> tuple[float, float, int, dict]:
     rng = np.random.default_rng(0)
     net = Network(NetworkSpec(nodes=nodes), rng)
     wl = TxWorkload(TxWorkloadSpec(rate_tps=rate), nodes, rng)

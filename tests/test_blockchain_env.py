@@ -115,6 +115,20 @@ def test_size_and_interval_actions_map_onto_configured_ranges():
     assert linear.step(np.zeros(10, dtype=np.float32))[4]["block_interval_s"] == pytest.approx(25.0)
 
 
+@pytest.mark.parametrize("mode", ["continuous", "hybrid"])
+def test_default_action_is_bitcoin_like(mode):
+    env = small_env(action_mode=mode)
+    a = env.default_action()
+    assert env.action_space.contains(a)
+    env.reset(seed=0)
+    info = env.step(a)[4]
+    assert info["block_size_mb"] == pytest.approx(1.0, rel=1e-5)
+    assert info["block_interval_s"] == pytest.approx(600.0, rel=1e-5)
+    flood = small_env(action_mode="continuous")
+    flood.reset(seed=0)
+    assert info["relay_fanout"] == flood.step(np.ones(10, dtype=np.float32))[4]["relay_fanout"]
+
+
 def test_neighbour_mask_relays_to_at_least_one_slot():
     env = small_env()
     env.reset(seed=0)
@@ -224,7 +238,7 @@ def test_registered_id_and_hydra_config_select_the_blockchain_reward():
     from rlrun.build import build_env
 
     cfg = compose(["env=blockchain", "agent=ddpg", "env.network.nodes=20"])
-    assert dict(cfg.reward) == {"alpha": 1.0, "beta": 0.001, "gamma": 10.0}
+    assert dict(cfg.reward) == {"alpha": 1.0, "beta": 0.003, "gamma": 10.0}
     built = build_env(cfg)
     assert isinstance(built, BlockchainEnv) and built.net_spec.nodes == 20
     cfg = compose(["env=blockchain", "agent=ddpg", "reward.gamma=3.0"])

@@ -34,10 +34,12 @@ counts confirmations only up to the window's offered load (expected arrivals per
 `offered_load`): a step lasts step_blocks intervals, so without the cap a slow step that lets transactions
 pile up followed by a 1-second-interval step that confirms them in a few seconds would earn a huge
 "throughput" every other step, and alternating would beat any steady setting. info `throughput` is the
-uncapped rate. With the defaults
-(alpha 1, beta 1e-3, gamma 10; reward=blockchain) and 10 tx/s of demand, a network that confirms everything
-within ~30 s with 5% stale blocks scores about -0.5 + 0.6 - 0.5: the three terms are of one size. The terms
-are reported in info as reward_latency, reward_throughput, reward_orphan.
+uncapped rate.
+
+Scale: with the defaults (alpha 1, beta 3e-3, gamma 10; reward=blockchain) and 3 tx/s of demand, ~0.9 MB
+blocks every ~18 s (100 nodes, flood) give latency 19 s, 3 tx/s and 1.7% stale blocks: -0.32 + 0.50 - 0.17,
+the three terms of one size. Bitcoin-like settings (1 MB / 600 s) give 18 min of latency (-18 per step).
+The terms are reported in info as reward_latency, reward_throughput, reward_orphan.
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ from rlrun.envs.chain.spec import check_keys, choice, integer, number
 from rlrun.envs.chain.tables import POOL_HASHPOWER
 from rlrun.errors import ConfigError
 
-REWARD_DEFAULTS = {"alpha": 1.0, "beta": 1e-3, "gamma": 10.0}
+REWARD_DEFAULTS = {"alpha": 1.0, "beta": 3e-3, "gamma": 10.0}
+#: Bitcoin's protocol settings: ~1 MB blocks every 600 s, flooded to every peer (the static baseline)
+BITCOIN_LIKE = {"block_size_mb": 1.0, "block_interval_s": 600.0, "strategy": "flood"}
 OBS_BASIC = ["latency_to_peers_mean", "mempool_depth", "available_bandwidth", "recent_orphan_rate",
              "recent_throughput"]
 OBS_EXTENDED = OBS_BASIC + ["latency", "latency_p95", "prop_time_p90", "block_size", "block_interval",
@@ -202,6 +206,19 @@ class BlockchainEnv(gym.Env):
                 plan = slot_plan(self.sim.net, key)
             self._plans[key] = plan
         return plan
+
+    def default_action(self) -> Any:
+        """Bitcoin-like settings as an action (flood relay, 1 MB, 600 s; clipped into the configured
+        ranges): what `agent=static` plays, the default configuration a trained policy must beat."""
+        size = float(np.clip(BITCOIN_LIKE["block_size_mb"], *self.size_range))
+        interval = float(np.clip(BITCOIN_LIKE["block_interval_s"], *self.interval_range))
+        params = np.array([2.0 * self._to_unit(size, *self.size_range) - 1.0,
+                           2.0 * self._to_unit(interval, *self.interval_range) - 1.0], dtype=np.float32)
+        params = np.clip(params, -1.0, 1.0)
+        if self.action_mode == "continuous":
+            return np.concatenate([np.ones(self.relay_slots, dtype=np.float32), params])
+        k = self.strategies.index("flood") if "flood" in self.strategies else 0
+        return k, params
 
     def decode_action(self, action: Any) -> tuple[float, float, Any]:
         """(block size in MB, block interval in s, relay plan key) for an action; rejects non-finite input."""

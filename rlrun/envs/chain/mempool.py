@@ -50,7 +50,7 @@ class TxWorkloadSpec:
     lognormal with median fee_median.
     """
 
-    rate_tps: float = 10.0
+    rate_tps: float = 3.0  # Bitcoin averaged ~3-4 tx/s in 2019
     pattern: str = "steady"
     daily_amplitude: float = 0.5
     burst_factor: float = 5.0
