@@ -379,6 +379,7 @@ class ConsensusEnv(gym.Env):
         self._t = 0
         self.governor.revert()
         self.breaker.reset()
+        self._breaker_status = None
         params = ChainParams(*self._param_values())
         sim_rng = np.random.default_rng(self.np_random.integers(2**63))
         self.sim = ChainSim(self.sim_config, params, sim_rng, on_block=self._on_block)
