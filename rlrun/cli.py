@@ -392,6 +392,7 @@ def _first_job_number(first: int):
 def _run_hydra(args: list[str], multirun: bool) -> int:
     import hydra
 
+    args = [a for a in args if a not in ("-m", "--multirun")]  # `multirun` says it
     hydra_flags = any(a.startswith("-") for a in args)  # --cfg, --info, --help: Hydra prints, runs nothing
     sweep_dir, first_job = None, 0
     if multirun:
@@ -403,6 +404,9 @@ def _run_hydra(args: list[str], multirun: bool) -> int:
         # The task function is taken from the imported module even under `python -m rlrun.cli`, so that
         # launchers that pickle it (joblib, submitit, ray) pickle a reference, not a copy of __main__.
         module = importlib.import_module("rlrun.cli")
+        if multirun and hydra_flags:  # Hydra takes --cfg/--info only without --multirun: show the first job
+            args = [_first_of_sweeps([a])[0] if "=" in a and not a.startswith("-") else a for a in args]
+            multirun = False
         sys.argv = ["rlrun", *args, *(["--multirun"] if multirun else [])]
         try:
             with _first_job_number(first_job):
