@@ -32,8 +32,16 @@ def _instantiate(node: DictConfig, group: str, **kwargs: Any) -> Any:
         raise
 
 
-def build_env(cfg: DictConfig) -> gym.Env:
-    env = _instantiate(cfg.env, "env")
+def build_env(cfg: DictConfig, log_dir: Path | None = None) -> gym.Env:
+    """`log_dir`: where envs that keep their own logs (the consensus env's shadow-mode and circuit-breaker
+    event files) write them, unless the config names a directory itself."""
+    from rlrun.config import locate, parameters
+
+    extra = {}
+    if log_dir is not None and "log_dir" in parameters(locate(cfg.env._target_))[0] and not cfg.env.get("log_dir"):
+        log_dir.mkdir(parents=True, exist_ok=True)
+        extra["log_dir"] = str(log_dir)
+    env = _instantiate(cfg.env, "env", **extra)
     if not isinstance(env, gym.Env):
         raise ConfigError(f"env._target_ {cfg.env._target_} did not return a gymnasium.Env")
     return env

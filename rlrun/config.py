@@ -99,7 +99,7 @@ def locate(path: str) -> Any:
         raise ConfigError(f"_target_ {path!r} cannot be imported: {e}") from None
 
 
-def _parameters(target: Any) -> tuple[dict[str, inspect.Parameter], bool]:
+def parameters(target: Any) -> tuple[dict[str, inspect.Parameter], bool]:
     """Named parameters of a class or function, following **kwargs up a class hierarchy."""
     params: dict[str, inspect.Parameter] = {}
     funcs = [c.__init__ for c in target.__mro__ if "__init__" in vars(c)] if inspect.isclass(target) else [target]
@@ -146,7 +146,7 @@ def _type_name(annotation: Any) -> str:
 
 def validate_target(node: DictConfig, group: str) -> None:
     target = locate(node._target_)
-    params, open_kwargs = _parameters(target)
+    params, open_kwargs = parameters(target)
     allowed = sorted(set(params) - INJECTED.get(group, set()))
     values = OmegaConf.to_container(node, resolve=True)
     for key in node:

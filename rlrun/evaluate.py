@@ -54,6 +54,8 @@ def evaluate_policy(env: gym.Env, agent: Agent, episodes: int, seed: int) -> dic
         ret, length, done = 0.0, 0, False
         while not done:
             obs, reward, terminated, truncated, info = env.step(agent.act(obs, explore=False))
+            if info.get("agent_reload") and hasattr(agent, "clear"):
+                agent.clear()  # circuit breaker tripped: drop the in-memory policy, reload on next act
             ret += float(reward)
             length += 1
             averager.add(info)
@@ -91,11 +93,23 @@ def format_comparison(comp: dict[str, Any]) -> str:
             f"improvement over baseline {comp['improvement']:+.3f}{pct}")
 
 
-def format_result(label: str, result: dict[str, Any], max_metrics: int = 6) -> str:
+def key_metrics(env: gym.Env) -> list[str]:
+    """The metrics an env shows first: those its TensorBoard layout charts, in layout order."""
+    layout = getattr(env.unwrapped, "tensorboard_layout", None) or {}
+    keys: list[str] = []
+    for charts in layout.values():
+        for _, tags in charts.values():
+            keys += [t.split("/", 1)[1] for t in tags if t.startswith("env/") and t.split("/", 1)[1] not in keys]
+    return keys
+
+
+def format_result(label: str, result: dict[str, Any], max_metrics: int = 6, first: list[str] | None = None) -> str:
     parts = [f"{label}: return {result['return_mean']:.3f} ± {result['return_std']:.3f} "
              f"over {result['episodes']} episodes"]
-    for k, v in list(result["metrics"].items())[:max_metrics]:
-        parts.append(f"{k}={v:.4g}")
+    metrics = result["metrics"]
+    order = [k for k in (first or []) if k in metrics] + [k for k in metrics if k not in (first or [])]
+    for k in order[:max_metrics]:
+        parts.append(f"{k}={metrics[k]:.4g}")
     return " | ".join(parts)
 
 
@@ -124,12 +138,20 @@ def eval_command(args: list[str]) -> int:
     from rlrun.build import build_agent, build_baseline, build_env
     from rlrun.checkpoint import load_checkpoint, resolve_checkpoint
 
-    kv = parse_keyvalues(args, {"run": "run directory", "episodes": "N", "checkpoint": "best|last|<path>",
-                                "seed": "first evaluation seed"})
+    env_overrides = [a for a in args if a.startswith("env.")]
+    kv = parse_keyvalues([a for a in args if not a.startswith("env.")],
+                         {"run": "run directory", "episodes": "N", "checkpoint": "best|last|<path>",
+                          "seed": "first evaluation seed", "inference": "float|fixedpoint", "env.<key>": "value"})
     if "run" not in kv:
         raise ConfigError("rlrun eval needs run=<run directory>")
     run_dir = Path(kv["run"])
     cfg = load_run_config(run_dir)
+    for override in env_overrides:
+        key, _, value = override.partition("=")
+        if key.split(".", 1)[1] not in cfg.env:
+            raise ConfigError(f"{key} is not a key of this run's env config; allowed: "
+                              f"{', '.join(k for k in cfg.env if not k.startswith('_'))}")
+        cfg.merge_with_dotlist([override])
     ckpt_path = resolve_checkpoint(run_dir, kv.get("checkpoint", "best"))
     try:
         episodes = int(kv.get("episodes", cfg.eval_episodes))
@@ -140,18 +162,24 @@ def eval_command(args: list[str]) -> int:
         raise ConfigError(f"episodes must be >= 1, got {episodes}")
     ckpt = load_checkpoint(ckpt_path)
     torch.set_num_threads(int(cfg.torch_threads))
-    env = build_env(cfg)
+    env = build_env(cfg, log_dir=run_dir / "eval_cli")
     agent = build_agent(cfg, env)
     agent.load_state_dict(ckpt["agent"])
+    if kv.get("inference", "float") != "float":
+        from rlrun.deploy.export import wrap_for_inference
+
+        agent = wrap_for_inference(agent, kv["inference"])
     result = evaluate_policy(env, agent, episodes, seed)
     result["checkpoint"] = str(ckpt_path)
     result["step"] = int(ckpt["trainer"]["step"])
-    print(format_result(f"eval ({ckpt_path.name}, step {result['step']})", result, max_metrics=20))
+    print(format_result(f"eval ({ckpt_path.name}, step {result['step']})", result, max_metrics=20,
+                        first=key_metrics(env)))
     baseline = build_baseline(cfg, env)
     if baseline is not None:
         result["baseline"] = compare(result, evaluate_policy(env, baseline, episodes, seed), cfg.baseline)
         print(format_comparison(result["baseline"]))
-    out = run_dir / f"eval_{ckpt_path.stem}_seed{seed}_n{episodes}.json"
+    suffix = "" if kv.get("inference", "float") == "float" else f"_{kv['inference']}"
+    out = run_dir / f"eval_{ckpt_path.stem}_seed{seed}_n{episodes}{suffix}.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
     return 0

@@ -26,7 +26,14 @@ from rlrun.build import build_agent, build_baseline, build_env, build_replay, lo
 from rlrun.checkpoint import load_checkpoint, save_checkpoint
 from rlrun.config import validate_run
 from rlrun.errors import CheckpointError, ConfigError
-from rlrun.evaluate import InfoAverager, compare, evaluate_policy, format_comparison, format_result
+from rlrun.evaluate import (
+    InfoAverager,
+    compare,
+    evaluate_policy,
+    format_comparison,
+    format_result,
+    key_metrics,
+)
 from rlrun.logger import RunLogger
 from rlrun.replay.buffer import Batch
 from rlrun.spaces import flatten_action, sample_action
@@ -82,14 +89,16 @@ class Trainer:
         validate_run(cfg)
         self.cfg = cfg
         self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.labels = labels or {}
         self.resume = resume
         torch.set_num_threads(int(cfg.torch_threads))
         torch.manual_seed(int(cfg.seed))
-        self.env = build_env(cfg)
-        self.eval_env = build_env(cfg)
+        self.env = build_env(cfg, log_dir=self.run_dir)
+        self.eval_env = build_env(cfg, log_dir=self.run_dir / "eval")
         self.agent = build_agent(cfg, self.env)
         self.baseline = build_baseline(cfg, self.eval_env)
+        self.key_metrics = key_metrics(self.env)
         self.offline = bool(self.agent.offline)
         self.replay = build_replay(cfg, self.env, self.agent) if (self.agent.uses_replay or self.offline) else None
         if self.offline:
@@ -153,7 +162,7 @@ class Trainer:
         if result["return_mean"] > p.best_eval:
             p.best_eval, p.best_step = result["return_mean"], p.step
             self.save("best")
-        logger.message(format_result(f"[step {p.step}] eval", result, max_metrics=4))
+        logger.message(format_result(f"[step {p.step}] eval", result, max_metrics=4, first=self.key_metrics))
         return result
 
     # ---- the loop -----------------------------------------------------------------------------------
@@ -296,7 +305,8 @@ class Trainer:
         if self.cfg.plots:
             self._plots(logger)
         logger.message(
-            f"{format_result('final eval', final)} | best {p.best_eval:.3f} at step {p.best_step} | "
+            f"{format_result('final eval', final, first=self.key_metrics)} | "
+            f"best {p.best_eval:.3f} at step {p.best_step} | "
             f"{summary['steps_per_second']:.0f} steps/s | run dir {self.run_dir}"
         )
         return summary

@@ -93,10 +93,10 @@ class Agent(abc.ABC):
     @abc.abstractmethod
     def update(self, batch: Any) -> dict[str, Any]: ...
 
-    def on_step(self, step: int) -> None:
+    def on_step(self, step: int) -> None:  # noqa: B027 (optional hook)
         """Called once per environment step with the global step count (for schedules)."""
 
-    def on_episode_end(self) -> None:
+    def on_episode_end(self) -> None:  # noqa: B027 (optional hook)
         """Called when a training episode ends (reset per-episode exploration state)."""
 
     def hparams(self) -> dict[str, Any]:
