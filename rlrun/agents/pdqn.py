@@ -36,6 +36,7 @@ from torch import nn
 from rlrun.agents.base import Agent
 from rlrun.agents.nets import mlp, soft_update
 from rlrun.agents.noise import ActionNoise
+from rlrun.agents.sac import adam
 from rlrun.errors import ConfigError
 from rlrun.replay.buffer import Batch
 
@@ -155,8 +156,8 @@ class PDQN(Agent):
         self.param_net = ParamNet(obs_dim, self.param_dim, list(param_hidden), squash).to(dev)
         self.q_target = copy.deepcopy(self.q_net).requires_grad_(False)
         self.param_target = copy.deepcopy(self.param_net).requires_grad_(False)
-        self.q_opt = torch.optim.Adam(self.q_net.parameters(), lr=q_lr)
-        self.param_opt = torch.optim.Adam(self.param_net.parameters(), lr=param_lr)
+        self.q_opt = adam(self.q_net.parameters(), q_lr)
+        self.param_opt = adam(self.param_net.parameters(), param_lr)
         self.noise = ActionNoise(noise, self.param_dim, self.rng, noise_sigma, noise_theta, noise_decay,
                                  noise_min)
         self.updates = 0

