@@ -246,6 +246,19 @@ def test_epsilon_schedules():
     assert lin.epsilon == pytest.approx(0.1)
 
 
+@pytest.mark.parametrize("random_params", [True, False])
+def test_epsilon_greedy_explores_with_probability_epsilon(random_params):
+    agent = PDQN(OBS, hybrid(), layout="per_action", q_hidden=[16], param_hidden=[16], eps_start=0.3,
+                 eps_min=0.3, eps_random_params=random_params, noise_sigma=0.0)
+    obs = np.zeros(4, np.float32)
+    greedy_k, greedy_x = agent.act(obs, explore=False)
+    acts = [agent.act(obs, explore=True) for _ in range(4000)]
+    off = np.mean([k != greedy_k for k, _ in acts])
+    assert off == pytest.approx(0.3 * 2 / 3, abs=0.025)  # a random k is the greedy one a third of the time
+    same_x = np.mean([np.allclose(x, greedy_x) for _, x in acts])
+    assert same_x == pytest.approx(0.7 if random_params else 1.0, abs=0.025)
+
+
 def test_update_outputs_and_checkpoint_round_trip():
     torch.manual_seed(0)
     space = hybrid()

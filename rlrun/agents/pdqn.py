@@ -214,14 +214,11 @@ class PDQN(Agent):
             x_t = self.param_net(o).clamp(-1.0, 1.0)
             q = self.q_values(self.q_net, o, x_t)[0]
         x = x_t[0].cpu().numpy().astype(np.float64)
+        k = int(q.argmax())
         if explore:
-            if self.rng.random() < self.epsilon:  # only reached with eps_random_params=False
-                k = int(self.rng.integers(self.K))
-            else:
-                k = int(q.argmax())
+            if not self.eps_random_params and self.rng.random() < self.epsilon:
+                k = int(self.rng.integers(self.K))  # epsilon-random k, parameters from the network
             x = np.clip(x + self.noise.sample(), -1.0, 1.0)
-        else:
-            k = int(q.argmax())
         return self._env_action(k, x)
 
     def _env_action(self, k: int, x_norm: np.ndarray) -> tuple[int, np.ndarray]:
