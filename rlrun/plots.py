@@ -128,6 +128,10 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         if pairs[1]:
             ax.scatter(ev["latency"], ev["throughput"], marker="*", s=90, color=_EVAL, edgecolors="k",
                        linewidths=0.5, label="eval")
+        lat = np.concatenate([c["latency"] for c, ok in zip((train, ev), pairs, strict=True) if ok])
+        lat = lat[np.isfinite(lat) & (lat > 0)]
+        if len(lat) and lat.max() / lat.min() > 30:  # spans decades: seconds-long blocks next to 10-minute ones
+            ax.set_xscale("log")
         ax.set_xlabel("confirmation latency (s)")
         ax.set_ylabel("throughput (tx/s)")
         ax.set_title("Throughput vs. Confirmation Latency")
