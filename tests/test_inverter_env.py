@@ -51,7 +51,7 @@ def test_same_seed_same_trajectory_and_different_seed_differs():
 
 def test_actuation_delay_ramp_and_capacity():
     env = InverterEnv(episode_s=60, noise_w=0.0, delay_s=5, ramp_w_per_s=1000.0, slaves_per_phase=[2, 1, 0],
-                      slave_max_w=2500.0)
+                      slave_max_w=2500.0, warm_start=False)
     obs, infos, _ = rollout(env, [FULL] * 10)
     slave = obs[1:, 8:11] * env.obs_scale  # slave consumption after each step
     np.testing.assert_allclose(slave[:5], 0.0, atol=1e-6)  # the command is not in effect for 5 steps
@@ -65,14 +65,14 @@ def test_actuation_delay_ramp_and_capacity():
 
 
 def test_zero_delay_acts_immediately():
-    env = InverterEnv(episode_s=30, noise_w=0.0, delay_s=0, ramp_w_per_s=10_000.0)
+    env = InverterEnv(episode_s=30, noise_w=0.0, delay_s=0, ramp_w_per_s=10_000.0, warm_start=False)
     obs, _, _ = rollout(env, [FULL])
     np.testing.assert_allclose(obs[1, 8:11] * env.obs_scale, [5000, 2500, 2500], atol=1e-3)
 
 
 def test_energy_accounting_reward_and_compliance_counters():
     weights = {"export_weight": 2.0, "import_weight": 0.5, "churn_weight": 0.1, "over_limit_weight": 0.3}
-    env = InverterEnv(episode_s=90, day=172, window_start_h=11, window_end_h=13, reward=weights)
+    env = InverterEnv(episode_s=90, day=172, window_start_h=11, window_end_h=13, reward=weights, warm_start=False)
     acts = [OFF] * 60 + [FULL] * 30
     _, infos, rewards = rollout(env, acts)
     last = infos[-1]
@@ -92,6 +92,18 @@ def test_energy_accounting_reward_and_compliance_counters():
     assert last["longest_excursion_s"] >= first_ok
     assert last["g100_violations"] >= 1
     assert set(env.tensorboard_layout) == {"inverter"}
+
+
+def test_warm_start_begins_with_the_surplus_diverted():
+    env = InverterEnv(episode_s=60, day=172, noise_w=0.0)
+    obs, _ = env.reset(seed=4)
+    surplus = env._trace["pv"][0] / 3 - env._trace["load"][0]
+    np.testing.assert_allclose(obs[8:11] * env.obs_scale, np.clip(surplus, 0, [5000, 2500, 2500]), atol=1e-3)
+    np.testing.assert_allclose(obs[pending_slice(5)].reshape(5, 3) * env.max_power,
+                               np.tile(obs[8:11] * env.obs_scale, (5, 1)), atol=1e-3)
+    assert obs[0] * env.obs_scale < 300  # no start-up export burst
+    cold, _ = InverterEnv(episode_s=60, day=172, noise_w=0.0, warm_start=False).reset(seed=4)
+    assert cold[0] * env.obs_scale > 3000
 
 
 def test_per_phase_metering_exports_at_least_net_metering():

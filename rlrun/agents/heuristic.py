@@ -13,17 +13,18 @@ slaves' capacity is the anti-windup. Agents see only observations, so everything
 Tuning. Start from the SIMC rules (Skogestad 2003): from command to net power the plant is k = -1 W/W with
 dead time theta = delay_s + 0.5 s (actuation delay plus half a sample) and lag tau1 ~ 1 s (the ramp limit);
 SIMC's tight setting tau_c = theta gives kp = ki = 1 / (2 theta) = 0.091 for delay_s = 5. A grid on 12
-30-min windows of *training* days (seeds 1000..1011, split=train; mean per window; held-out days untouched):
+30-min windows of *training* days (seeds 1000..1011, split=train, warm start; mean per window; return with
+export and import weights 1; held-out days untouched):
 
     kp     ki     margin  return   export kWh  over-diversion kWh  s over limit  longest excursion s
-    0.091  0.091  40      -791.8   0.0852      0.1345              253           27.6   (SIMC)
-    0.15   0.15   40      -727.5   0.0741      0.1277              270           16.5
-    0.25   0.15   40      -679.9   0.0678      0.1207              240           14.5
-    0.40   0.15   40      -654.7   0.0647      0.1168              240           14.3   (default)
-    0.50   0.15   40      -670.0   0.0668      0.1188              275           15.3
-    0.30   0.20   40      -760.4   0.0773      0.1334              322           13.3
-    0.20   0.15   20      -642.2   0.0771      0.1010              352           16.0
-    0.20   0.15   60      -774.6   0.0661      0.1488              197           14.7
+    0.091  0.091  40      -762.5   0.0761      0.1356              237           24.6   (SIMC)
+    0.15   0.15   40      -700.8   0.0673      0.1271              259           16.1
+    0.25   0.15   40      -655.3   0.0610      0.1207              231           13.9
+    0.40   0.15   40      -631.4   0.0576      0.1174              227           13.3   (default)
+    0.50   0.15   40      -645.9   0.0594      0.1196              260           13.8
+    0.30   0.20   40      -730.8   0.0705      0.1320              308           13.1
+    0.40   0.15   20      -572.6   0.0641      0.0946              331           16.1
+    0.40   0.15   60      -706.5   0.0533      0.1425              173           12.7
 
 A larger kp (acting on the error *change*) answers load steps and cloud edges at once, while ki beyond ~0.15
 oscillates against the 5-s dead time. margin_w = 40 W (about 2.7 sigma of the 15 W meter noise) keeps the

@@ -19,7 +19,10 @@ the whole episode at reset, and so is the measurement noise, so a step is a hand
 Episodes: `episode_s` seconds starting uniformly in [window_start_h, window_end_h - episode_s] (local standard
 time) of a day drawn from the split: day-of-year d is a test day iff d % test_every == test_every // 2
 (52 held-out days spread over the seasons; `split=train` draws from the other 313, `split=all` from all).
-Defaults: 30-min windows between 09:00 and 16:00, where the export problem is. A whole day is
+Defaults: 30-min windows between 09:00 and 16:00, where the export problem is. With `warm_start` (default)
+an episode starts as if a controller had been running: the slaves already absorb the surplus of second 0
+and the pending commands equal it, so a window's metrics are not dominated by a start-up transient that no
+real site sees mid-day; `warm_start=false` starts with all slaves off. A whole day is
 `episode_s=86400 window_start_h=0 window_end_h=24`; daylight is `episode_s=50400 window_start_h=6
 window_end_h=20`.
 
@@ -136,6 +139,7 @@ class InverterEnv(gym.Env):
         cloud_shade_s: float = 60.0,
         cloud_edge_s: float = 4.0,
         obs_scale_w: float = 5000.0,
+        warm_start: bool = True,
         reward: Any = None,
     ) -> None:
         slaves = [2, 1, 1] if slaves_per_phase is None else [int(x) for x in slaves_per_phase]
@@ -184,6 +188,7 @@ class InverterEnv(gym.Env):
         self.split, self.test_every, self.fixed_day = split, int(test_every), int(day)
         self.cloud_shade_s, self.cloud_edge_s = float(cloud_shade_s), float(cloud_edge_s)
         self.obs_scale = float(obs_scale_w)
+        self.warm_start = bool(warm_start)
         all_days = np.arange(365)
         test = is_test_day(all_days, self.test_every)
         self.days = {"train": all_days[~test], "test": all_days[test], "all": all_days}[split]
@@ -230,9 +235,14 @@ class InverterEnv(gym.Env):
         super().reset(seed=seed)
         self._draw_episode()
         self._t = 0
-        self._slave = np.zeros(3)
-        self._queue = np.zeros((self.delay_s, 3))  # commands in W, oldest first
-        self._prev_cmd = np.zeros(3)
+        if self.warm_start:  # a controller has been running: slaves absorb the surplus at t=0
+            surplus = self._trace["pv"][0] / 3.0 - self._trace["load"][0]
+            start = np.clip(surplus, 0.0, self.capacity_w)
+        else:
+            start = np.zeros(3)
+        self._slave = start.copy()
+        self._queue = np.tile(start, (self.delay_s, 1))  # commands in W, oldest first
+        self._prev_cmd = start.copy()
         self._prev_pv_meas = float(self._trace["pv"][0] + self._trace["noise"][0, 4])
         self._totals = np.zeros(6)  # export, import, diverted, over_diversion, pv, load  [W*s]
         self._over, self._run, self._longest, self._violations = 0, 0, 0, 0
