@@ -125,3 +125,20 @@ def test_dynamics_agent_trains_from_its_dataset_and_round_trips(tmp_path):
         DynamicsAgent(obs_space, act_space, dataset=None)
     with pytest.raises(ConfigError, match="dims"):
         DynamicsAgent(spaces.Box(-1, 1, shape=(7,), dtype=np.float32), act_space, **kw)
+
+
+def test_predicted_cost_scores_the_models_prediction():
+    from rlrun.models.dynamics import predicted_cost
+
+    m = ForwardDynamicsModel(state_dim=30, action_dim=3, hidden_dim=16, lstm_hidden=8)
+    with torch.no_grad():
+        m.predictor[-1].weight.zero_()
+        m.predictor[-1].bias.zero_()  # predicts "no change": the cost of the current state
+    s = np.zeros((2, 30), dtype=np.float32)
+    s[:, 1:4] = np.array([[0.1, -0.02, 0.0], [-0.04, 0.0, 0.02]])  # net per phase / 5000
+    s[:, 8:11] = np.array([[0.0, 0.1, 0.0], [0.01, 0.0, 0.0]])  # slaves / 5000
+    out = predicted_cost(m, s, np.zeros((2, 3), dtype=np.float32), obs_scale_w=5000.0)
+    # state 0: export 500 W, import 100 W on phase b, all caused by its 500 W slave -> 100 W
+    # state 1: export 100 W, import 200 W on phase a, of which its 50 W slave caused 50 W
+    assert out["pred_export_w"] == pytest.approx((500 + 100) / 2, rel=1e-5)
+    assert out["pred_over_diversion_w"] == pytest.approx((100 + 50) / 2, rel=1e-5)
