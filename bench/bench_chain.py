@@ -73,7 +73,7 @@ def env_steps(steps: int, action: np.ndarray | None) -> tuple[float, float]:
 def static_grid() -> None:
     """Mean episode reward of fixed (size, interval) settings at the env defaults (flood relay)."""
     print("\nstatic settings at env defaults (flood relay; 3 episodes of 50 steps, seeds 1000000..):")
-    rows = [("size MB", "interval s", "reward", "latency s / tx/s / orphan_rate")]
+    rows = [("size MB", "interval s", "reward per step", "latency s / tx/s / orphan_rate")]
     for size in (0.25, 1.0, 4.0):
         for interval in (5.0, 10.0, 20.0, 60.0, 600.0):
             env = BlockchainEnv()
