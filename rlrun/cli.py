@@ -158,9 +158,11 @@ def prevalidate(args: list[str], multirun: bool) -> None:
 
 # ---- train / sweep through Hydra ---------------------------------------------------------------------
 
-def _train_task(cfg) -> float:
+def _train_task(cfg) -> float | None:
     """Hydra task function for `train` and for each job of `sweep`; returns the final mean eval return
-    (the objective Hydra sweepers such as Optuna maximise)."""
+    (the objective Hydra sweepers such as Optuna maximise), None for a job that failed or was interrupted:
+    the Optuna sweeper records None as a failed trial, while NaN makes hydra-optuna-sweeper 1.3 crash the
+    whole study (its failure path re-tells the NaN)."""
     global _exit_code
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -185,11 +187,12 @@ def _train_task(cfg) -> float:
 
         (run_dir / "eval.json").write_text(json.dumps({"status": "failed", **labels,
                                                         "error": f"{type(e).__name__}: {e}"}, indent=2))
-        return math.nan
+        return None
     if summary["status"] == "interrupted":
         _exit_code = 128 + int(summary["signal"])
-        return math.nan
-    return float(summary["final"]["return_mean"])
+        return None
+    value = float(summary["final"]["return_mean"])
+    return value if math.isfinite(value) else None
 
 
 # ---- sweep: launcher and sweeper presets, parallelism, resume, summary ---------------------------------

@@ -97,21 +97,26 @@ def test_submitit_local_sweep(tmp_path):
     assert [r["seed"] for r in _rows(sweep / "summary.csv")] == ["0", "1"]
 
 
-def test_optuna_study_reports_its_best_trial(tmp_path):
+def test_optuna_study_reports_its_best_trial_and_survives_failed_trials(tmp_path):
     import optuna
 
+    # gamma=nan diverges: those trials must be failed trials, not the end of the study.
     proc = run_cli(["sweep", *TINY, "hydra/sweeper=optuna", "hydra/launcher=basic",
                     "hydra.sweeper.n_trials=3", "agent.actor_lr=tag(log,interval(1e-4,1e-2))",
-                    "hydra.sweep.dir=outputs/sweep/opt"], tmp_path, check=True)
+                    "agent.gamma=choice(0.99,nan)", "hydra.sweep.dir=outputs/sweep/opt"], tmp_path, check=True)
     sweep = tmp_path / "outputs" / "sweep" / "opt"
-    returns = [json.loads((sweep / str(i) / "eval.json").read_text())["final"]["return_mean"]
-               for i in range(3)]
-    lrs = [float(r["agent.actor_lr"]) for r in _rows(sweep / "summary.csv")]
+    results = [json.loads((sweep / str(i) / "eval.json").read_text()) for i in range(3)]
+    rows = _rows(sweep / "summary.csv")
+    lrs = [float(r["agent.actor_lr"]) for r in rows]
     assert len(set(lrs)) == 3 and all(1e-4 <= lr <= 1e-2 for lr in lrs)
-    best = max(range(3), key=lambda i: returns[i])  # direction: maximize the return
+    ok = [i for i, r in enumerate(results) if r["status"] == "finished"]
+    assert 0 < len(ok) < 3 and all(rows[i]["agent.gamma"] == "0.99" for i in ok)
+    study = optuna.load_study(study_name="rlrun", storage=f"sqlite:///{sweep}/optuna.db")
+    assert [t.state.name for t in study.trials] == ["COMPLETE" if i in ok else "FAIL" for i in range(3)]
+    returns = {i: results[i]["final"]["return_mean"] for i in ok}
+    best = max(returns, key=returns.get)  # direction: maximize the return
+    assert study.best_value == returns[best]
     result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert result["best_value"] == returns[best] and result["best_params"]["agent.actor_lr"] == lrs[best]
     assert f"Optuna best trial (job {best}): return {returns[best]:.3f}" in proc.stdout
     assert _rows(sweep / "summary_grouped.csv")[0]["jobs"] == str(best)  # best first
-    study = optuna.load_study(study_name="rlrun", storage=f"sqlite:///{sweep}/optuna.db")
-    assert [t.value for t in study.trials] == returns
