@@ -5,6 +5,7 @@ presets composing against the installed plugins, and resuming an Optuna study.""
 import csv
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -175,7 +176,7 @@ def _hydra_cfg(overrides: list[str]):
     ("rlrun_joblib", "JoblibLauncher", {"n_jobs": -1}),
     ("rlrun_submitit_local", "LocalLauncher", {"cpus_per_task": 1, "timeout_min": 120}),
     ("rlrun_submitit_slurm", "SlurmLauncher", {"partition": None, "timeout_min": 240, "cpus_per_task": 2,
-                                               "gpus_per_node": 0, "array_parallelism": 64}),
+                                               "gpus_per_node": None, "array_parallelism": 64}),
 ])
 def test_launcher_presets_extend_the_plugins(option, target, checks):
     from hydra.utils import instantiate
@@ -185,6 +186,38 @@ def test_launcher_presets_extend_the_plugins(option, target, checks):
     assert launcher._target_.endswith(target)
     assert {k: launcher[k] for k in checks} == checks
     assert type(instantiate(launcher)).__name__ == target  # every key is one the plugin accepts
+
+
+def test_slurm_preset_submits_a_job_array_with_its_resources(tmp_path, monkeypatch):
+    """The SLURM launcher's own code, from the preset to the sbatch script it would submit (captured
+    instead of calling sbatch: there is no cluster here)."""
+    import submitit.slurm.slurm as slurm
+    from hydra.utils import instantiate
+
+    (tmp_path / "srun").write_text("#!/bin/sh\n")  # submitit checks that it runs on a SLURM node
+    (tmp_path / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+
+    class Submitted(Exception):
+        pass
+
+    def capture(self, command, uid):
+        raise Submitted(slurm._make_sbatch_string(command=command, folder=self.folder, **self.parameters))
+
+    monkeypatch.setattr(slurm.SlurmExecutor, "_make_submission_file_text", capture)
+    cfg = _hydra_cfg(["hydra/launcher=rlrun_submitit_slurm",
+                      "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=1",
+                      "hydra.launcher.setup=[source .venv/bin/activate]"])
+    launcher = instantiate(cfg.hydra.launcher)
+    launcher.setup(hydra_context=None, task_function=cli._train_task, config=cfg)
+    with pytest.raises(Submitted) as sbatch:
+        launcher.launch([["seed=0"], ["seed=1"], ["seed=2"]], initial_job_idx=0)
+    lines = str(sbatch.value).splitlines()
+    for line in ("#SBATCH --array=0-2%3", "#SBATCH --partition=gpu", "#SBATCH --time=240",
+                 "#SBATCH --cpus-per-task=2", "#SBATCH --gpus-per-node=1", "#SBATCH --mem=8GB",
+                 "#SBATCH --job-name=train", "source .venv/bin/activate"):
+        assert line in lines
+    assert any(ln.startswith("srun ") and "submitit.core._submit" in ln for ln in lines)
 
 
 def test_ray_preset_when_the_ray_extra_is_installed():
