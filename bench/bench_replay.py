@@ -3,6 +3,10 @@
 rlrun's sum-tree buffer next to seed 000's own `PrioritizedReplayBuffer` (np.random.choice(p=...) over the
 whole priority array, kept verbatim below) and, when it installs and loads, TorchRL's C++ PrioritizedSampler
 behind its TensorDict replay buffer. All in this process, single-threaded, same batch size and data shapes.
+
+TorchRL is optional and skipped with the reason printed. As of torchrl 0.14.1 with torch 2.13.0 (CPU), it
+installs under constraints.txt without pulling another torch, but its C++ extension `torchrl._torchrl` fails
+to load (undefined symbol: built against another torch ABI), so there is no PrioritizedSampler to time.
 """
 
 from __future__ import annotations
