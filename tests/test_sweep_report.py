@@ -260,3 +260,18 @@ def test_an_interrupted_optuna_study_resumes_after_its_jobs(tmp_path, monkeypatc
     assert "hydra.sweeper.sampler.seed=2" in args  # not the first run's random draws again
     states = [t.state for t in optuna.load_study(study_name="rlrun", storage=storage).trials]
     assert states == [optuna.trial.TrialState.COMPLETE] * 2 + [optuna.trial.TrialState.FAIL]
+
+
+def test_without_the_plugins_a_sweep_runs_sequentially_or_says_what_to_install(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("hydra_plugins.") else find_spec(name, *a))
+    args, _, _ = cli.prepare_sweep(["seed=0,1", "hydra.sweep.dir=x"])
+    assert not any(a.startswith(("hydra/launcher", "hydra.launcher", "progress")) for a in args)
+    assert "running the jobs one after another" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"hydra/sweeper=optuna needs its Hydra plugin: pip install 'rlrun\[sweep\]'"):
+        cli.prepare_sweep(["hydra/sweeper=optuna", "hydra.sweep.dir=x"])
+    with pytest.raises(ConfigError, match=r"pip install 'rlrun\[ray\]'"):
+        cli.prepare_sweep(["hydra/launcher=ray", "hydra.sweep.dir=x"])
