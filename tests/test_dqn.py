@@ -43,8 +43,17 @@ class Chain(gym.Env):
 
 def test_dqn_learns_the_chain():
     env = Chain(6)
-    agent = DQN(env.observation_space, env.action_space, hidden=[32], lr=3e-3, batch_size=32, eps_decay_steps=1500,
-                target_update_every=100, gamma=0.95, seed=0)
+    agent = DQN(
+        env.observation_space,
+        env.action_space,
+        hidden=[32],
+        lr=3e-3,
+        batch_size=32,
+        eps_decay_steps=1500,
+        target_update_every=100,
+        gamma=0.95,
+        seed=0,
+    )
     buf = ReplayBuffer(env.observation_space, env.action_space, capacity=5000, gamma=0.95, seed=0)
     obs, _ = env.reset(seed=0)
     for step in range(1, 3001):
@@ -73,14 +82,24 @@ def test_double_dqn_target_with_masks_by_hand():
     obs = torch.rand(3, 5)
     nxt = torch.rand(3, 5)
     nxt[:, 3:] = torch.tensor([[1.0, 1.0], [0.0, 1.0], [0.0, 0.0]])  # both valid | only action 1 | none
-    batch = Batch(obs=obs, actions=torch.tensor([[0.0], [1.0], [1.0]]), rewards=torch.tensor([1.0, -1.0, 0.5]),
-                  next_obs=nxt, dones=torch.tensor([0.0, 0.0, 0.0]), discounts=torch.tensor([0.9, 0.81, 0.9]))
+    batch = Batch(
+        obs=obs,
+        actions=torch.tensor([[0.0], [1.0], [1.0]]),
+        rewards=torch.tensor([1.0, -1.0, 0.5]),
+        next_obs=nxt,
+        dones=torch.tensor([0.0, 0.0, 0.0]),
+        discounts=torch.tensor([0.9, 0.81, 0.9]),
+    )
     with torch.no_grad():
         q_online_next, q_target_next = agent.q(nxt), agent.q_target(nxt)
         a0 = int(q_online_next[0].argmax())
-        y = torch.tensor([1.0 + 0.9 * float(q_target_next[0, a0]),
-                          -1.0 + 0.81 * float(q_target_next[1, 1]),  # the masked action 0 is never the argmax
-                          0.5])  # no valid action: bootstrap from 0
+        y = torch.tensor(
+            [
+                1.0 + 0.9 * float(q_target_next[0, a0]),
+                -1.0 + 0.81 * float(q_target_next[1, 1]),  # the masked action 0 is never the argmax
+                0.5,
+            ]
+        )  # no valid action: bootstrap from 0
         q_sa = agent.q(obs).gather(1, torch.tensor([[0], [1], [1]])).squeeze(1)
         expected = F.mse_loss(q_sa, y).item()
     out = agent.update(batch)
@@ -92,9 +111,16 @@ def test_importance_weights_scale_the_loss():
     obs_space = spaces.Box(0.0, 1.0, (4,), dtype=np.float32)
     agent = DQN(obs_space, spaces.Discrete(3), hidden=[8], action_mask="none", seed=0)
     before = [p.clone() for p in agent.q.parameters()]
-    batch = Batch(obs=torch.rand(4, 4), actions=torch.tensor([[0.0], [1.0], [2.0], [0.0]]), rewards=torch.ones(4),
-                  next_obs=torch.rand(4, 4), dones=torch.zeros(4), discounts=torch.full((4,), 0.99),
-                  weights=torch.zeros(4), indices=np.arange(4))
+    batch = Batch(
+        obs=torch.rand(4, 4),
+        actions=torch.tensor([[0.0], [1.0], [2.0], [0.0]]),
+        rewards=torch.ones(4),
+        next_obs=torch.rand(4, 4),
+        dones=torch.zeros(4),
+        discounts=torch.full((4,), 0.99),
+        weights=torch.zeros(4),
+        indices=np.arange(4),
+    )
     out = agent.update(batch)
     assert out["loss/q"] == 0.0 and out["td_error"].shape == (4,) and (out["td_error"] > 0).all()
     assert all(torch.equal(a, b) for a, b in zip(before, agent.q.parameters(), strict=True))
@@ -122,8 +148,14 @@ def test_state_dict_round_trip_and_errors():
     obs_space = spaces.Box(0.0, 1.0, (4,), dtype=np.float32)
     agent = DQN(obs_space, spaces.Discrete(3), hidden=[8], seed=0)
     agent.on_step(5000)
-    batch = Batch(obs=torch.rand(8, 4), actions=torch.randint(0, 3, (8, 1)).float(), rewards=torch.rand(8),
-                  next_obs=torch.rand(8, 4), dones=torch.zeros(8), discounts=torch.full((8,), 0.99))
+    batch = Batch(
+        obs=torch.rand(8, 4),
+        actions=torch.randint(0, 3, (8, 1)).float(),
+        rewards=torch.rand(8),
+        next_obs=torch.rand(8, 4),
+        dones=torch.zeros(8),
+        discounts=torch.full((8,), 0.99),
+    )
     agent.update(batch)
     clone = DQN(obs_space, spaces.Discrete(3), hidden=[8], seed=1)
     clone.load_state_dict(agent.state_dict())
@@ -134,13 +166,29 @@ def test_state_dict_round_trip_and_errors():
 
 
 def test_trainer_runs_dqn_on_relay_with_prioritized_replay(tmp_path):
-    import rlrun.config  # noqa: F401  (registers the run schema)
     from conftest import compose
+
+    import rlrun.config  # noqa: F401  (registers the run schema)
     from rlrun.trainer import Trainer
 
-    cfg = compose(["env=relay", "agent=dqn", "replay=prioritized", "env.episode_ms=1000", "env.load=100",
-                   "agent.hidden=[32]", "agent.batch_size=32", "total_steps=600", "learning_starts=200",
-                   "eval_every=0", "eval_episodes=1", "checkpoint_every=0", "progress=false", "plots=false"])
+    cfg = compose(
+        [
+            "env=relay",
+            "agent=dqn",
+            "replay=prioritized",
+            "env.episode_ms=1000",
+            "env.load=100",
+            "agent.hidden=[32]",
+            "agent.batch_size=32",
+            "total_steps=600",
+            "learning_starts=200",
+            "eval_every=0",
+            "eval_episodes=1",
+            "checkpoint_every=0",
+            "progress=false",
+            "plots=false",
+        ]
+    )
     summary = Trainer(cfg, tmp_path).run()
     assert summary["step"] == 600 and (tmp_path / "checkpoints" / "last.pt").is_file()
     assert summary["final"]["metrics"]["refused"] == 0.0  # masked acting never refuses a message

@@ -11,7 +11,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from rlrun.agents.qrouting import QRouting, RelayObs, Workload
+from rlrun.agents.qrouting import QRouting, Workload
 from rlrun.agents.routing_baselines import RandomNeighbourRouter, ShortestPathRouter
 from rlrun.envs.relay import RelayEnv
 from rlrun.errors import CheckpointError, IncompatibleSpaceError
@@ -21,8 +21,14 @@ from rlrun.replay.buffer import Batch
 def batch1(obs, action, reward, next_obs) -> Batch:
     """What the trainer hands an online agent: one transition (rlrun.trainer.Trainer._single)."""
     row = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(1, -1))  # noqa: E731
-    return Batch(obs=row(obs), actions=row([action]), rewards=torch.tensor([float(reward)]), next_obs=row(next_obs),
-                 dones=torch.zeros(1), discounts=torch.tensor([0.8]))
+    return Batch(
+        obs=row(obs),
+        actions=row([action]),
+        rewards=torch.tensor([float(reward)]),
+        next_obs=row(next_obs),
+        dones=torch.zeros(1),
+        discounts=torch.tensor([0.8]),
+    )
 
 
 def episode(env: RelayEnv, agent, *, seed: int, learn: bool, on_step=None) -> dict:
@@ -48,6 +54,7 @@ def make(env: RelayEnv, **kwargs) -> QRouting:
 
 # ---- update rules ---------------------------------------------------------------------------------------
 
+
 def follow_one_message(env: RelayEnv, agent: QRouting, check) -> None:
     """Drive the env with `agent` and call check(first_hop_record, s_prime_obs) when the first message that
     survives its first hop reaches its next decision (before the agent learns from that decision)."""
@@ -64,8 +71,15 @@ def follow_one_message(env: RelayEnv, agent: QRouting, check) -> None:
         terminal = info["delivered"] or info["dropped"]
         if first is None and not terminal:
             j = int(np.flatnonzero(dec.slots == action)[0])
-            first = {"msg": dec.msg, "node": dec.node, "dst": dec.dst, "hop": int(dec.cand_ids[j]),
-                     "reward": reward, "hop_ms": info["hop_ms"], "prior": float(agent._prior(dec.feats[j : j + 1])[0])}
+            first = {
+                "msg": dec.msg,
+                "node": dec.node,
+                "dst": dec.dst,
+                "hop": int(dec.cand_ids[j]),
+                "reward": reward,
+                "hop_ms": info["hop_ms"],
+                "prior": float(agent._prior(dec.feats[j : j + 1])[0]),
+            }
         agent.update(batch1(obs, action, reward, next_obs))
         obs = next_obs
     raise AssertionError("the message never reached its next relay")
@@ -126,6 +140,7 @@ def test_terminal_hops_use_the_reward_alone():
 
 # ---- the seed's API and safety ---------------------------------------------------------------------------
 
+
 def test_select_next_hop_api():
     env = RelayEnv()
     agent = make(env, deny=[3])
@@ -166,14 +181,18 @@ def test_allow_deny_and_regions_are_never_violated_even_when_exploring():
     # deny every neighbour of relay 0: messages there are refused, never forwarded
     agent = make(env, deny=[int(n) for n in env.nbrs[0, : env.deg[0]]])
     at_zero = []
-    episode(env, agent, seed=2, learn=False,
-            on_step=lambda o, a, r, n, i: at_zero.append(i["refused"]) if agent.spec.decode(o).node == 0 else None)
+    episode(
+        env,
+        agent,
+        seed=2,
+        learn=False,
+        on_step=lambda o, a, r, n, i: at_zero.append(i["refused"]) if agent.spec.decode(o).node == 0 else None,
+    )
     assert at_zero and all(at_zero)
     allow = [int(n) for n in range(env.n) if n % 2 == 0]
     agent = make(env, allow=allow, epsilon_start=1.0, epsilon_min=1.0)
     picks = []
-    episode(env, agent, seed=3, learn=False, on_step=lambda o, a, r, n, i: picks.append(
-        (agent.spec.decode(o), a)))
+    episode(env, agent, seed=3, learn=False, on_step=lambda o, a, r, n, i: picks.append((agent.spec.decode(o), a)))
     forwarded = [int(d.cand_ids[np.flatnonzero(d.slots == a)[0]]) for d, a in picks if a in d.slots]
     assert forwarded and set(forwarded) <= set(allow)
 
@@ -196,6 +215,7 @@ def test_needs_the_relay_observation():
 
 
 # ---- persistence -----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("variant", ["tabular", "boyan_littman", "linear", "bandit"])
 def test_state_dict_round_trip_and_tables_per_region(tmp_path, variant):
@@ -249,6 +269,7 @@ def test_table_decay_pulls_stale_entries_to_their_prior():
 
 # ---- learning --------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("variant", ["tabular", "boyan_littman"])
 def test_low_load_delivers_like_shortest_path(variant):
     """(a) of the quality bar: with no congestion there is nothing to gain; Q-routing must not lose either."""
@@ -263,13 +284,26 @@ def test_low_load_delivers_like_shortest_path(variant):
 
 
 def test_trainer_drives_qrouting_end_to_end(tmp_path):
-    import rlrun.config  # noqa: F401  (registers the run schema)
     from conftest import compose
+
+    import rlrun.config  # noqa: F401  (registers the run schema)
     from rlrun.trainer import Trainer
 
-    cfg = compose(["env=relay", "agent=qrouting", "env.load=60", "env.episode_ms=2000", "total_steps=1500",
-                   "eval_every=0", "eval_episodes=1", "checkpoint_every=0", "progress=false", "plots=false",
-                   "baseline=shortest_path"])
+    cfg = compose(
+        [
+            "env=relay",
+            "agent=qrouting",
+            "env.load=60",
+            "env.episode_ms=2000",
+            "total_steps=1500",
+            "eval_every=0",
+            "eval_episodes=1",
+            "checkpoint_every=0",
+            "progress=false",
+            "plots=false",
+            "baseline=shortest_path",
+        ]
+    )
     summary = Trainer(cfg, tmp_path).run()
     final = summary["final"]
     assert final["metrics"]["delivery_ratio"] > 0.9
@@ -279,6 +313,7 @@ def test_trainer_drives_qrouting_end_to_end(tmp_path):
 
 
 # ---- the quality bar (slow) ------------------------------------------------------------------------------
+
 
 def train_then_eval(env: RelayEnv, agent, episodes: int, eval_seed: int = 100) -> dict:
     for ep in range(episodes):
@@ -328,11 +363,18 @@ def test_recovers_after_a_link_degrades(variant):
     keeps losing messages on it; online Q-routing reroutes and its delivery ratio over the last 10 s is back
     near its pre-degradation level and clearly above shortest path's."""
     healthy = RelayEnv(load=150.0, episode_ms=10000.0)
-    degraded = RelayEnv(load=150.0, episode_ms=25000.0, degrade_at_ms=5000.0, degrade_link=[15, 21],
-                        degrade_rtt_factor=10.0, degrade_loss=0.3)
+    degraded = RelayEnv(
+        load=150.0,
+        episode_ms=25000.0,
+        degrade_at_ms=5000.0,
+        degrade_link=[15, 21],
+        degrade_rtt_factor=10.0,
+        degrade_loss=0.3,
+    )
     edges = [0.0, 5000.0, 7000.0, 15000.0, 25000.0]
-    sp = windowed_ratio(degraded, ShortestPathRouter(degraded.observation_space, degraded.action_space), False,
-                        100, edges)
+    sp = windowed_ratio(
+        degraded, ShortestPathRouter(degraded.observation_space, degraded.action_space), False, 100, edges
+    )
     agent = make(healthy, variant=variant, epsilon_start=0.05)
     for ep in range(3):
         episode(healthy, agent, seed=ep, learn=True)

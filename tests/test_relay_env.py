@@ -56,9 +56,10 @@ def test_registered_id_and_yaml_target():
 
 
 def test_same_seed_same_trajectory():
-    a, b = RelayEnv(episode_ms=1500.0, drift_sigma=0.1, failure_rate=0.05), RelayEnv(episode_ms=1500.0,
-                                                                                      drift_sigma=0.1,
-                                                                                      failure_rate=0.05)
+    a, b = (
+        RelayEnv(episode_ms=1500.0, drift_sigma=0.1, failure_rate=0.05),
+        RelayEnv(episode_ms=1500.0, drift_sigma=0.1, failure_rate=0.05),
+    )
     ra, ia, _ = run_episode(a, first_valid, seed=7)
     rb, ib, _ = run_episode(b, first_valid, seed=7)
     assert ra == rb and len(ra) > 100
@@ -71,8 +72,16 @@ def test_mdl_queue_matches_pollaczek_khinchine():
     """Two relays, one link, fixed-size messages: each relay is an M/D/1 queue, so the mean delivery time is
     W + D + RTT/2 with W = rho D / (2 (1 - rho)) (Pollaczek-Khinchine), a known figure the sim must hit."""
     lam = 300.0  # messages/s over both relays; each relay sources half of them
-    env = RelayEnv(topology="edges", edges=[[0, 1, 10.0, 0.0, 0.0, 1.0]], max_degree=2, load=lam,
-                   size_bytes=[1000.0, 1000.0], episode_ms=40000.0, relay_drop_scale=0.0, ttl_ms=LONG_TTL)
+    env = RelayEnv(
+        topology="edges",
+        edges=[[0, 1, 10.0, 0.0, 0.0, 1.0]],
+        max_degree=2,
+        load=lam,
+        size_bytes=[1000.0, 1000.0],
+        episode_ms=40000.0,
+        relay_drop_scale=0.0,
+        ttl_ms=LONG_TTL,
+    )
     _, _, last = run_episode(env, first_valid, seed=3)
     service = 5.0 + 1000.0 / 20000.0  # ms: overhead + size / (20 MB/s)
     rho = (lam / 2) / 1000.0 * service
@@ -87,7 +96,7 @@ def test_load_builds_queues_under_shortest_path():
     for load in (50.0, 450.0):
         env = RelayEnv(load=load, episode_ms=4000.0)
         router = ShortestPathRouter(env.observation_space, env.action_space)
-        _, infos, last = run_episode(env, lambda o, i: router.act(o, False), seed=1)
+        _, infos, last = run_episode(env, lambda o, i, r=router: r.act(o, False), seed=1)
         means.append((last["delivery_ms_mean"], float(np.mean([i["queue_ms"] for i in infos]))))
     (low_delay, low_queue), (high_delay, high_queue) = means
     assert low_queue < 1.0 < 10 * low_queue + 1.0 < high_queue
@@ -155,8 +164,14 @@ def test_workload_classes_respect_regions():
 
 
 def test_reward_terms_and_weights():
-    weights = {"latency_weight": 2.0, "loss_penalty": 5.0, "price_weight": 0.5, "success_bonus": 7.0,
-               "sla_penalty": 0.0, "cross_region_penalty": 0.0}
+    weights = {
+        "latency_weight": 2.0,
+        "loss_penalty": 5.0,
+        "price_weight": 0.5,
+        "success_bonus": 7.0,
+        "sla_penalty": 0.0,
+        "cross_region_penalty": 0.0,
+    }
     env = RelayEnv(episode_ms=3000.0, reward=weights)
     router = ShortestPathRouter(env.observation_space, env.action_space)
     obs, info = env.reset(seed=0)
@@ -206,8 +221,9 @@ def test_ttl_expiry_and_sla_penalty():
     _, infos, last = run_episode(env, first_valid, seed=0)
     assert sum(i["expired"] for i in infos) > 20
     assert last["delivery_ms_p95"] <= 30.0 + 1e-6
-    env = RelayEnv(episode_ms=2000.0, reward={"sla_target_ms": {"best-effort": 10.0, "regional": 10.0,
-                                                                 "backbone": 10.0}})
+    env = RelayEnv(
+        episode_ms=2000.0, reward={"sla_target_ms": {"best-effort": 10.0, "regional": 10.0, "backbone": 10.0}}
+    )
     _, infos, _ = run_episode(env, first_valid, seed=0)
     sla = [i["r_sla"] for i in infos if i["delivered"]]
     assert sla and max(sla) < 0 and all(i["r_sla"] == 0 for i in infos if not i["delivered"])
@@ -257,8 +273,9 @@ def test_bad_config_is_a_one_line_error(kwargs, key):
 
 
 def test_hydra_env_relay_selects_reward_relay():
-    import rlrun.config  # noqa: F401  (registers the run schema the config tree names)
     from conftest import compose
+
+    import rlrun.config  # noqa: F401  (registers the run schema the config tree names)
 
     cfg = compose(["env=relay", "agent=qrouting"])
     assert cfg.reward.success_bonus == 2.0 and cfg.reward.loss_penalty == 3.0

@@ -68,15 +68,15 @@ class DQN(Agent):
         grad_clip: float | None = 10.0,
         action_mask: str = "auto",
     ) -> None:
-        super().__init__(observation_space, action_space, device=device, seed=seed, gamma=gamma,
-                         batch_size=batch_size)
+        super().__init__(observation_space, action_space, device=device, seed=seed, gamma=gamma, batch_size=batch_size)
         if action_mask not in MASK_MODES:
             raise ConfigError(f"agent.action_mask must be one of {', '.join(MASK_MODES)}, got {action_mask!r}")
         if loss not in LOSSES:
             raise ConfigError(f"agent.loss must be one of {', '.join(LOSSES)}, got {loss!r}")
         if not 0 < tau <= 1 or target_update_every < 1:
-            raise ConfigError(f"agent.tau must be in (0, 1] and agent.target_update_every >= 1, got {tau}, "
-                              f"{target_update_every}")
+            raise ConfigError(
+                f"agent.tau must be in (0, 1] and agent.target_update_every >= 1, got {tau}, {target_update_every}"
+            )
         if not 0 <= eps_end <= eps_start <= 1 or eps_decay_steps < 0:
             raise ConfigError("agent.eps_* need 0 <= eps_end <= eps_start <= 1 and eps_decay_steps >= 0")
         if lr <= 0:
@@ -86,8 +86,9 @@ class DQN(Agent):
         if action_mask == "obs_tail" and self.obs_dim <= self.n:
             raise ConfigError(f"agent.action_mask=obs_tail needs more than {self.n} observation entries")
         self.masked = action_mask == "obs_tail" or (action_mask == "auto" and mask_declared(observation_space, self.n))
-        self.q = mlp(self.obs_dim, list(hidden if hidden is not None else [256, 256]), self.n,
-                     layer_norm=layer_norm).to(self.device)
+        self.q = mlp(
+            self.obs_dim, list(hidden if hidden is not None else [256, 256]), self.n, layer_norm=layer_norm
+        ).to(self.device)
         self.q_target = copy.deepcopy(self.q)
         for p in self.q_target.parameters():
             p.requires_grad_(False)

@@ -143,8 +143,7 @@ class RelayObs:
         self.o_mask = self.o_ids + self.d + 2 * self.n
         if self.o_mask + self.d != size:
             raise IncompatibleSpaceError(
-                f"relay observation size {size} does not match its header "
-                f"(N={self.n}, D={self.d}, F={self.f})"
+                f"relay observation size {size} does not match its header (N={self.n}, D={self.d}, F={self.f})"
             )
 
     def ids(self, x: np.ndarray) -> np.ndarray:
@@ -157,15 +156,16 @@ class RelayObs:
 
     def decode(self, obs: np.ndarray) -> Decision:
         obs = np.asarray(obs, dtype=np.float32).reshape(-1)
-        head = obs[self.o_ctx : self.o_cand].astype(np.float64)
-        ctx = (np.rint(head[:N_CONTEXT] * ID_SCALE) - 1).astype(np.int64).tolist()
-        fb = head[N_CONTEXT : N_CONTEXT + N_FEEDBACK].tolist()
-        wl = head[N_CONTEXT + N_FEEDBACK :].tolist()
-        mask = obs[self.o_mask : self.o_mask + self.d] > 0.5
-        slots = mask.nonzero()[0]
-        free = (~mask).nonzero()[0]
-        cand = obs[self.o_cand : self.o_ids].reshape(self.d, self.f)
-        ids = self.ids(obs[self.o_ids : self.o_ids + self.d][slots])
+        v = obs[self.o_ctx : self.o_cand].tolist()  # scalars in Python: cheaper than many tiny numpy calls
+        ctx = [round(x * ID_SCALE) - 1 for x in v[:N_CONTEXT]]
+        fb = v[N_CONTEXT : N_CONTEXT + N_FEEDBACK]
+        wl = v[N_CONTEXT + N_FEEDBACK :]
+        mask = obs[self.o_mask : self.o_mask + self.d].tolist()
+        slots = [i for i, m in enumerate(mask) if m > 0.5]
+        free = next((i for i, m in enumerate(mask) if m <= 0.5), -1)
+        id_codes = obs[self.o_ids : self.o_ids + self.d].tolist()
+        ids = [round(id_codes[i] * ID_SCALE) - 1 for i in slots]
+        feats = obs[self.o_cand : self.o_ids].reshape(self.d, self.f)[slots].astype(np.float64)
         qclass = QCLASSES[0 if wl[0] > 0.5 else 1 if wl[1] > 0.5 else 2]
         return Decision(
             node=ctx[0],
@@ -179,10 +179,10 @@ class RelayObs:
             delivered=fb[2] > 0.5,
             hop_ms=fb[4] * 1000.0,
             workload=Workload(qclass, math.expm1(wl[3] * _LOG_MAX_SIZE), wl[4], ctx[5]),
-            cand_ids=ids,
-            slots=slots,
-            feats=cand[slots].astype(np.float64),
-            free_slot=int(free[0]) if len(free) else -1,
+            cand_ids=np.array(ids, dtype=np.int64),
+            slots=np.array(slots, dtype=np.int64),
+            feats=feats,
+            free_slot=free,
         )
 
 
@@ -249,9 +249,7 @@ class QRouting(Agent):
         init_regions: list[int] | None = None,
         batch_size: int = 1,
     ) -> None:
-        super().__init__(
-            observation_space, action_space, device=device, seed=seed, gamma=gamma, batch_size=batch_size
-        )
+        super().__init__(observation_space, action_space, device=device, seed=seed, gamma=gamma, batch_size=batch_size)
         if variant not in VARIANTS:
             raise ConfigError(f"agent.variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         if prior not in ("reputation", "distance"):
@@ -259,24 +257,16 @@ class QRouting(Agent):
         if state_encoding not in ("node_dst", "pooled"):
             raise ConfigError(f"agent.state_encoding must be node_dst or pooled, got {state_encoding!r}")
         if not 0 < alpha <= 1 or not 0 <= gamma <= 1:
-            raise ConfigError(
-                f"agent.alpha must be in (0, 1] and agent.gamma in [0, 1], got {alpha}, {gamma}"
-            )
+            raise ConfigError(f"agent.alpha must be in (0, 1] and agent.gamma in [0, 1], got {alpha}, {gamma}")
         if not 0 <= epsilon_min <= epsilon_start <= 1 or not 0 <= epsilon_decay < 1:
-            raise ConfigError(
-                "agent.epsilon_* need 0 <= epsilon_min <= epsilon_start <= 1 and decay in [0, 1)"
-            )
+            raise ConfigError("agent.epsilon_* need 0 <= epsilon_min <= epsilon_start <= 1 and decay in [0, 1)")
         if not 0 < bandit_forget <= 1 or bandit_reg <= 0 or ucb_c < 0 or pool_bins < 1:
-            raise ConfigError(
-                "agent.bandit_forget must be in (0, 1], bandit_reg > 0, ucb_c >= 0, pool_bins >= 1"
-            )
+            raise ConfigError("agent.bandit_forget must be in (0, 1], bandit_reg > 0, ucb_c >= 0, pool_bins >= 1")
         if not 0 <= table_decay <= 1 or drop_penalty_ms < 0 or cold_start_ms < 0:
             raise ConfigError("agent.table_decay must be in [0, 1]; drop_penalty_ms and cold_start_ms >= 0")
         self.spec = RelayObs(observation_space)
         if action_space.n != self.spec.d:
-            raise IncompatibleSpaceError(
-                f"action space Discrete({action_space.n}) != relay slots {self.spec.d}"
-            )
+            raise IncompatibleSpaceError(f"action space Discrete({action_space.n}) != relay slots {self.spec.d}")
         self.variant = variant
         self.alpha = float(alpha)
         self.eps_start, self.eps_min, self.eps_decay = (
@@ -319,7 +309,8 @@ class QRouting(Agent):
         self.pending: dict[int, _Pending] = {}
         self._last_raw: bytes = b""
         self._last_dec: Decision | None = None
-        self.last_scores: dict[int, float] = {}
+        self.last_scores: dict[int, float] = {}  # select_next_hop's scores (act() skips building the dict)
+        self._last_best: float | None = None
         self.last_td = 0.0
         self.refusals = 0  # decisions where no candidate passed the allow/deny/region filters
         if init_from:
@@ -345,28 +336,50 @@ class QRouting(Agent):
         """
         cands = np.asarray(candidates, dtype=np.int64)
         feats = np.asarray(features, dtype=np.float64).reshape(len(cands), -1)
+        i, cands, scores = self._choose(src, dst, cands, feats, workload, explore, came_from)
+        self.last_scores = {int(h): float(x) for h, x in zip(cands, scores, strict=True)}
+        return (None if i < 0 else int(cands[i])), self.last_scores
+
+    def _choose(
+        self,
+        src: int,
+        dst: int,
+        cands: np.ndarray,
+        feats: np.ndarray,
+        workload: Workload,
+        explore: bool,
+        came_from: int,
+    ) -> tuple[int, np.ndarray, np.ndarray]:
+        """(index of the chosen hop among the allowed ones or -1, allowed hops, their scores)."""
         keep = self._allowed(cands, feats, workload, came_from)
-        if not keep.any():
-            self.refusals += 1
-            self.last_scores = {}
-            return None, {}
-        cands, feats = cands[keep], feats[keep]
+        if keep is not None:
+            if not keep.any():
+                self.refusals += 1
+                self._last_best = None
+                return -1, cands[:0], np.zeros(0)
+            cands, feats = cands[keep], feats[keep]
         head = workload.qclass_index if self.per_class else 0
         scores = self._scores(src, dst, cands, feats, workload, head, explore)
-        i = int(np.argmax(scores))
+        i = int(scores.argmax())
+        self._last_best = float(scores[i])
         if explore:
             region = max(int(self.node_region[src]), 0)
             eps = self.epsilon.get(region, self.eps_start)
             self.epsilon[region] = max(self.eps_min, eps * (1.0 - self.eps_decay))
             if self.rng.random() < eps:
                 i = int(self.rng.integers(len(cands)))
-        self.last_scores = {int(h): float(s) for h, s in zip(cands, scores, strict=True)}
-        return int(cands[i]), self.last_scores
+        return i, cands, scores
 
     def _allowed(
         self, cands: np.ndarray, feats: np.ndarray, workload: Workload, came_from: int = -1
-    ) -> np.ndarray:
-        """Hard filters (allow/deny lists, region boundary) and the soft split-horizon rule."""
+    ) -> np.ndarray | None:
+        """Hard filters (allow/deny lists, region boundary) and the soft split-horizon rule; None = all pass."""
+        regional = self.respect_regions and workload.qclass == "regional"
+        if not (regional or len(self.allow) or len(self.deny)):  # the common case: split horizon at most
+            if self.split_horizon and came_from >= 0 and len(cands) > 1:
+                keep = cands != came_from
+                return None if keep.all() else keep
+            return None
         keep = np.ones(len(cands), dtype=bool)
         if len(self.allow):
             keep &= np.isin(cands, self.allow)
@@ -417,12 +430,13 @@ class QRouting(Agent):
     def _scores(self, node, dst, cands, feats, workload, head, explore) -> np.ndarray:
         if self.variant == "tabular":
             row = self.q.get(self._table_key(node, dst, feats, head))
-            prior = self._prior(feats)
             if not row:
-                return prior
-            return np.array(
-                [row[h][0] if h in row else p for h, p in zip(cands.tolist(), prior, strict=True)]
-            )
+                return self._prior(feats)
+            learned = [row.get(h) for h in cands.tolist()]
+            if None not in learned:  # every hop has an entry: no prior needed
+                return np.array([e[0] for e in learned])
+            prior = self._prior(feats)
+            return np.array([p if e is None else e[0] for e, p in zip(learned, prior.tolist(), strict=True)])
         if self.variant == "boyan_littman":
             t = self.T[head, node, dst, cands]
             return -np.where(np.isnan(t), self._prior(feats), t)
@@ -455,12 +469,11 @@ class QRouting(Agent):
         self.node_region[dec.node] = dec.region
         if len(dec.cand_ids) == 0:  # every link of this relay is down: only refusal is possible
             return max(dec.free_slot, 0)
-        hop, _ = self.select_next_hop(
-            dec.node, dec.dst, dec.cand_ids, dec.workload, dec.feats, explore, dec.prev
-        )
-        if hop is None:  # nothing passes allow/deny/region filters: refuse rather than break a rule
+        i, cands, _ = self._choose(dec.node, dec.dst, dec.cand_ids, dec.feats, dec.workload, explore, dec.prev)
+        if i < 0:  # nothing passes allow/deny/region filters: refuse rather than break a rule
             return dec.free_slot if dec.free_slot >= 0 else int(dec.slots[0])
-        return int(dec.slots[int(np.flatnonzero(dec.cand_ids == hop)[0])])
+        hop = cands[i]
+        return int(dec.slots[int((dec.cand_ids == hop).argmax())])
 
     def on_episode_end(self) -> None:
         """Messages of the ended episode never come back: drop their pending hops; age the tables."""
@@ -475,9 +488,7 @@ class QRouting(Agent):
         tds = [
             td
             for i in range(obs.shape[0])
-            for td in self._learn_step(
-                obs[i], int(round(float(actions[i, 0]))), float(rewards[i]), next_obs[i]
-            )
+            for td in self._learn_step(obs[i], int(round(float(actions[i, 0]))), float(rewards[i]), next_obs[i])
         ]
         if tds:
             self.last_td = sum(tds) / len(tds)
@@ -486,8 +497,8 @@ class QRouting(Agent):
             "loss/q_td": self.last_td,
             "train/epsilon": sum(eps) / len(eps) if eps else self.eps_start,
         }
-        if self.last_scores:
-            out["train/q_best"] = max(self.last_scores.values())
+        if self._last_best is not None:
+            out["train/q_best"] = self._last_best  # the policy's best score at the latest decision
         return out
 
     # ---- learning, one message at a time -------------------------------------------------------------
@@ -550,9 +561,7 @@ class QRouting(Agent):
             elif len(cands) == 0:
                 rest = self.drop_penalty_ms
             else:  # y's own estimate: min_z Q_y(d, z)
-                rest = -float(
-                    self._scores(nxt.node, nxt.dst, cands, feats, nxt.workload, p.head, False).max()
-                )
+                rest = -float(self._scores(nxt.node, nxt.dst, cands, feats, nxt.workload, p.head, False).max())
             target = p.hop_ms + rest
             idx = (p.head, p.node, p.dst, p.hop)
             old = self.T[idx]
@@ -583,7 +592,7 @@ class QRouting(Agent):
 
     def _allowed_of(self, dec: Decision) -> tuple[np.ndarray, np.ndarray]:
         keep = self._allowed(dec.cand_ids, dec.feats, dec.workload, dec.prev)
-        return dec.cand_ids[keep], dec.feats[keep]
+        return (dec.cand_ids, dec.feats) if keep is None else (dec.cand_ids[keep], dec.feats[keep])
 
     def _bandit_close(self, trail: list[tuple[np.ndarray, float]], extra: float = 0.0) -> None:
         """A message ended: regress each hop's phi on its return-to-go (discounted LinUCB update)."""
@@ -663,8 +672,7 @@ class QRouting(Agent):
         saved_regions = np.asarray(tables["node_region"])
         if saved_regions.shape != self.node_region.shape:
             raise CheckpointError(
-                f"saved Q-tables cover {saved_regions.shape[0]} relays, this env has "
-                f"{self.node_region.shape[0]}"
+                f"saved Q-tables cover {saved_regions.shape[0]} relays, this env has {self.node_region.shape[0]}"
             )
         known = saved_regions >= 0
         self.node_region[known] = saved_regions[known]
@@ -707,9 +715,7 @@ class QRouting(Agent):
         try:
             data = torch.load(str(p), map_location="cpu", weights_only=True)
         except Exception as e:  # a truncated or foreign file
-            raise CheckpointError(
-                f"agent.init_from={path!r} cannot be read: {type(e).__name__}: {e}"
-            ) from None
+            raise CheckpointError(f"agent.init_from={path!r} cannot be read: {type(e).__name__}: {e}") from None
         tables = _find_key(data, TABLES_KEY)
         if tables is None:
             raise CheckpointError(f"agent.init_from={path!r} holds no qrouting tables")

@@ -40,8 +40,7 @@ class _RelayBaseline(Agent):
         gamma: float = 0.99,
         batch_size: int = 1,
     ) -> None:
-        super().__init__(observation_space, action_space, device=device, seed=seed, gamma=gamma,
-                         batch_size=batch_size)
+        super().__init__(observation_space, action_space, device=device, seed=seed, gamma=gamma, batch_size=batch_size)
         self.spec = RelayObs(observation_space)
 
     def update(self, batch: Any) -> dict[str, Any]:

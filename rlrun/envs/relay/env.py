@@ -82,9 +82,7 @@ def resolve_reward(reward: Any) -> dict[str, Any]:
             targets = dict(value)
             bad = set(targets) - set(O.QCLASSES)
             if bad:
-                raise ConfigError(
-                    f"reward.sla_target_ms keys must be among {', '.join(O.QCLASSES)}, got {sorted(bad)}"
-                )
+                raise ConfigError(f"reward.sla_target_ms keys must be among {', '.join(O.QCLASSES)}, got {sorted(bad)}")
             for cls, t in targets.items():
                 if float(t) <= 0:
                     raise ConfigError(f"reward.sla_target_ms.{cls} must be > 0, got {t}")
@@ -95,9 +93,7 @@ def resolve_reward(reward: Any) -> dict[str, Any]:
             cfg[key] = int(value)
         else:
             if float(value) < 0:
-                raise ConfigError(
-                    f"reward.{key} must be >= 0 (it is a weight on a cost or a bonus), got {value}"
-                )
+                raise ConfigError(f"reward.{key} must be >= 0 (it is a weight on a cost or a bonus), got {value}")
             cfg[key] = float(value)
     return cfg
 
@@ -198,18 +194,14 @@ class RelayEnv(gym.Env):
             raise ConfigError("env.degrade_rtt_factor must be >= 1 and env.degrade_loss in [0, 1)")
         mix = np.asarray(class_mix if class_mix is not None else [0.6, 0.25, 0.15], dtype=np.float64)
         if mix.shape != (3,) or np.any(mix < 0) or mix.sum() <= 0:
-            raise ConfigError(
-                f"env.class_mix must be 3 non-negative weights for {O.QCLASSES}, got {list(mix)}"
-            )
+            raise ConfigError(f"env.class_mix must be 3 non-negative weights for {O.QCLASSES}, got {list(mix)}")
         sizes = list(size_bytes if size_bytes is not None else [1024.0, 262144.0])
         if len(sizes) != 2 or not 0 < sizes[0] <= sizes[1] <= O.MAX_SIZE_BYTES:
             raise ConfigError(f"env.size_bytes must be [min, max] with 0 < min <= max <= {O.MAX_SIZE_BYTES}")
         ttl = {k: list(v) for k, v in TTL_DEFAULTS_MS.items()}
         for k, v in dict(ttl_ms or {}).items():
             if k not in ttl or len(v) != 2 or not 0 < float(v[0]) <= float(v[1]):
-                raise ConfigError(
-                    f"env.ttl_ms.{k}: keys {O.QCLASSES}, values [min_ms, max_ms] with 0 < min <= max"
-                )
+                raise ConfigError(f"env.ttl_ms.{k}: keys {O.QCLASSES}, values [min_ms, max_ms] with 0 < min <= max")
             ttl[k] = [float(v[0]), float(v[1])]
 
         self.graph = build_topology(
@@ -262,9 +254,7 @@ class RelayEnv(gym.Env):
         g, n, d = self.graph, self.n, self.max_degree
         self.region = np.array([g.nodes[i]["region"] for i in range(n)], dtype=np.int64)
         self.reputation = np.array([g.nodes[i]["reputation"] for i in range(n)], dtype=np.float64)
-        self.service_bpms = np.array(
-            [g.nodes[i]["service_mbps"] * 1e6 / 1000.0 for i in range(n)]
-        )  # bytes/ms
+        self.service_bpms = np.array([g.nodes[i]["service_mbps"] * 1e6 / 1000.0 for i in range(n)])  # bytes/ms
         self.relay_drop = (1.0 - self.reputation) * self.relay_drop_scale
         edges = sorted((min(u, v), max(u, v)) for u, v in g.edges)
         self.edges = np.array(edges, dtype=np.int64)
@@ -595,9 +585,7 @@ class RelayEnv(gym.Env):
                 block[:, :, 4] = self.reputation[nb]
                 block[:, :, 5] = self.region[nb][None, :] == self.region[:, None]
                 dn = dist[nb, :].T  # [dst, k]
-                block[:, :, 7] = np.minimum(
-                    np.where(np.isfinite(dn), dn, self.dist[nb, :].T) / O.RTT_NORM_MS, 1000.0
-                )
+                block[:, :, 7] = np.minimum(np.where(np.isfinite(dn), dn, self.dist[nb, :].T) / O.RTT_NORM_MS, 1000.0)
                 block[:, :, 8] = nb[None, :] == sp_next[x, :][:, None]
                 block[:, :, 9] = nb[None, :] == np.arange(n)[:, None]
         self._template = np.zeros(self.layout.size, dtype=np.float32)

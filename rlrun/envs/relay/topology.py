@@ -80,9 +80,7 @@ def _remove_some(g: nx.Graph, rng: np.random.Generator, count: int, keep: set[tu
             g.add_edge(u, v, **attrs)
 
 
-def irregular_grid(
-    rng: np.random.Generator, rows: int = 6, cols: int = 6, service_mbps: float = 20.0
-) -> nx.Graph:
+def irregular_grid(rng: np.random.Generator, rows: int = 6, cols: int = 6, service_mbps: float = 20.0) -> nx.Graph:
     """Boyan & Littman's test bed in spirit: two halves of a grid joined by two bridges of unequal RTT.
 
     Shortest paths by RTT funnel most cross-half traffic over the short bridge, so under load its relays
@@ -152,9 +150,7 @@ def _assign_regions_by_bfs(g: nx.Graph, rng: np.random.Generator, regions: int) 
         g.nodes[node]["region"] = r
 
 
-def backbone(
-    rng: np.random.Generator, regions: int = 3, per_region: int = 6, service_mbps: float = 20.0
-) -> nx.Graph:
+def backbone(rng: np.random.Generator, regions: int = 3, per_region: int = 6, service_mbps: float = 20.0) -> nx.Graph:
     """Multi-region overlay: a ring with chords inside each region, two gateways per region, and long-haul
     backbone links (high RTT, high price) between the gateways of every pair of regions."""
     if regions < 2 or per_region < 3:
@@ -199,8 +195,9 @@ def from_edges(
     g = nx.Graph()
     for row in edges:
         if not 2 <= len(row) <= 2 + len(EDGE_COLUMNS):
-            raise ConfigError(f"env.edges rows must be [u, v, {', '.join(EDGE_COLUMNS)}] (attributes optional), "
-                              f"got {list(row)}")
+            raise ConfigError(
+                f"env.edges rows must be [u, v, {', '.join(EDGE_COLUMNS)}] (attributes optional), got {list(row)}"
+            )
         u, v = int(row[0]), int(row[1])
         if u == v:
             raise ConfigError(f"env.edges has a self-loop at relay {u}")
