@@ -295,11 +295,13 @@ class Trainer:
             "steps_per_second": steps / max(elapsed, 1e-9),
         }
         (self.run_dir / "eval.json").write_text(json.dumps(summary, indent=2))
-        hparams = {f"agent.{k}": v for k, v in OmegaConf.to_container(self.cfg.agent, resolve=True).items()
-                   if not k.startswith("_")}
+        hparams: dict[str, Any] = {}
+        for group in ("agent", "env", "replay"):
+            node = OmegaConf.to_container(self.cfg[group], resolve=True)
+            hparams.update({f"{group}.{k}": v for k, v in node.items()
+                            if not k.startswith("_") and k != "reward" and not isinstance(v, dict)})
         hparams.update({k: self.cfg[k] for k in ("seed", "total_steps", "learning_starts", "gradient_steps")})
         hparams.update(self.labels)
-        hparams["replay.n_step"] = int(self.cfg.replay.get("n_step", 1))
         logger.hparams({k: (str(v) if isinstance(v, list | dict) else v) for k, v in hparams.items()},
                        {"hparam/eval_return_mean": final["return_mean"], "hparam/best_return_mean": p.best_eval})
         if self.cfg.plots:
