@@ -197,6 +197,17 @@ def test_allow_deny_and_regions_are_never_violated_even_when_exploring():
     assert forwarded and set(forwarded) <= set(allow)
 
 
+def test_pooled_state_encoding_keys_and_learning():
+    """The seed's pooled (mean/min) state, quantised, behind the relay and destination."""
+    env = RelayEnv(load=50.0, episode_ms=5000.0)
+    agent = make(env, state_encoding="pooled", epsilon_start=0.05, epsilon_decay=1e-4)
+    for ep in range(2):
+        episode(env, agent, seed=ep, learn=True)
+    assert agent.q and all(len(k) == 3 + 12 for k in agent.q)
+    result = episode(env, agent, seed=100, learn=False)
+    assert result["delivery_ratio"] > 0.95
+
+
 def test_epsilon_decays_per_region():
     env = RelayEnv(load=100.0, episode_ms=2000.0)
     agent = make(env, epsilon_decay=1e-3)

@@ -38,7 +38,8 @@ def first_valid(obs, info) -> int:
     "kwargs",
     [
         {"topology": "grid"},
-        {"topology": "geometric", "num_nodes": 16, "num_regions": 2, "max_degree": 12},
+        {"topology": "geometric", "num_nodes": 16, "num_regions": 2, "max_degree": 14},
+        {"topology": "geometric"},  # max_degree=0: sized to the graph
         {"topology": "backbone", "num_nodes": 12, "num_regions": 3, "max_degree": 8},
         {"topology": "edges", "edges": [[0, 1], [1, 2, 20.0], [2, 0, 5.0, 1.0, 0.01, 2.0]], "max_degree": 3},
     ],
@@ -270,6 +271,29 @@ def test_degradation_and_drift_change_link_features():
 def test_bad_config_is_a_one_line_error(kwargs, key):
     with pytest.raises(ConfigError, match=key):
         RelayEnv(**kwargs)
+
+
+def test_hydra_overrides_reach_the_env():
+    from conftest import compose
+
+    import rlrun.config  # noqa: F401
+    from rlrun.build import build_env
+
+    cfg = compose(
+        [
+            "env=relay",
+            "agent=qrouting",
+            "env.ttl_ms.best-effort=[100.0,200.0]",
+            "env.load=77",
+            "reward.success_bonus=5.0",
+            "agent.deny=[3,4]",
+            "agent.variant=boyan_littman",
+        ]
+    )
+    env = build_env(cfg).unwrapped
+    assert env.load == 77.0 and list(env.ttl_range[0]) == [100.0, 200.0]
+    assert env.reward_cfg["success_bonus"] == 5.0
+    assert list(cfg.agent.deny) == [3, 4]
 
 
 def test_hydra_env_relay_selects_reward_relay():

@@ -156,7 +156,7 @@ class RelayEnv(gym.Env):
         edges: list[list[float]] | None = None,
         regions: list[int] | None = None,
         topology_seed: int = 0,
-        max_degree: int = 8,
+        max_degree: int = 0,
         load: float = 40.0,
         class_mix: list[float] | None = None,
         size_bytes: list[float] | None = None,
@@ -216,10 +216,12 @@ class RelayEnv(gym.Env):
         )
         self.n = self.graph.number_of_nodes()
         top_degree = max(d for _, d in self.graph.degree)
+        if max_degree == 0:  # auto: one spare slot, so a relay can always refuse
+            max_degree = top_degree + 1
         if max_degree <= top_degree:
             raise ConfigError(
                 f"env.max_degree ({max_degree}) must exceed the largest relay degree ({top_degree}) so that "
-                f"a relay can always refuse a message; use env.max_degree={top_degree + 1} or more"
+                f"a relay can always refuse a message; use env.max_degree={top_degree + 1} or more (0 = auto)"
             )
         self.max_degree = int(max_degree)
         self.layout = O.ObsLayout(self.n, self.max_degree)
