@@ -202,6 +202,8 @@ class Trainer:
                     p.recent_returns = list(recent)
                     self.save("last")
             interrupted = stop.signum
+        if losses:
+            logger.scalars({k: float(np.mean(v)) for k, v in losses.items()}, p.step)
         p.recent_returns = list(recent)
         elapsed = time.perf_counter() - t0
         self.save("last")

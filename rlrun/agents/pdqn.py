@@ -34,9 +34,8 @@ from gymnasium import spaces
 from torch import nn
 
 from rlrun.agents.base import Agent
-from rlrun.agents.nets import mlp, soft_update
+from rlrun.agents.nets import adam, mlp, soft_update
 from rlrun.agents.noise import ActionNoise
-from rlrun.agents.sac import adam
 from rlrun.errors import ConfigError
 from rlrun.replay.buffer import Batch
 
