@@ -304,8 +304,8 @@ def table() -> None:
         ("(b) high load, 380 msg/s", 380.0, 5, 10000.0),
     ):
         print(
-            f"\n{title} - 6x6 grid, eval episode seed 100 (10 s at high load), learners trained {episodes} "
-            f"episodes of {ep_ms / 1000:.0f} s online first\n\n{head}\n{rule}"
+            f"\n{title} - 6x6 grid, one {ep_ms / 1000:.0f} s evaluation episode (seed 100, greedy); learners "
+            f"first trained online for {episodes} episodes of {ep_ms / 1000:.0f} s\n\n{head}\n{rule}"
         )
         for name, ratio, mean, p95, hops, cost, wall in steady_state(load, episodes, ep_ms):
             print(f"| {name} | {ratio:.3f} | {mean:.1f} | {p95:.1f} | {hops:.2f} | {cost:.2f} | {wall:.0f} |")

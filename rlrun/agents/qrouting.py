@@ -497,6 +497,8 @@ class QRouting(Agent):
             "loss/q_td": self.last_td,
             "train/epsilon": sum(eps) / len(eps) if eps else self.eps_start,
         }
+        for region, e in self.epsilon.items():  # the seed's per-region exploration, one curve each
+            out[f"train/epsilon_region{region}"] = e
         if self._last_best is not None:
             out["train/q_best"] = self._last_best  # the policy's best score at the latest decision
         return out
