@@ -13,7 +13,8 @@ Model (seed 003, with the pieces it leaves implicit made explicit):
   known service times: the message waits for the relay's backlog, is served, crosses the link
   (RTT/2 + half-normal jitter), and is lost with the link's loss rate (or the next relay's drop rate,
   1 - reputation scaled by `relay_drop_scale`). It is delivered on reaching its destination and expires if
-  it would arrive after its TTL or exceed `max_hops`. SimPy then runs the clock to the next decision.
+  it would arrive after its TTL or exceed `max_hops`. Choosing a masked slot (empty or failed link) refuses
+  the message: it is dropped at this relay. SimPy then runs the clock to the next decision.
 - Because the outcome is known when the hop is chosen, each step's reward belongs to that decision alone:
       r = -(latency_weight * hop_s + price_weight * cost) - loss_penalty * dropped + success_bonus * delivered
           - sla_penalty * max(0, P95/target - 1) [on delivery] - cross_region_penalty * violation
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -111,7 +112,6 @@ class Message:
     hops: int = 0
     cost: float = 0.0
     prev: int = -1
-    trail: list[int] = field(default_factory=list)
 
     @property
     def deadline(self) -> float:
