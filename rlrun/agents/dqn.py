@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from rlrun.agents.base import Agent
-from rlrun.agents.nets import mlp, soft_update
+from rlrun.agents.nets import adam, mlp, soft_update
 from rlrun.errors import ConfigError
 from rlrun.replay.buffer import Batch
 
@@ -92,7 +92,7 @@ class DQN(Agent):
         self.q_target = copy.deepcopy(self.q)
         for p in self.q_target.parameters():
             p.requires_grad_(False)
-        self.opt = torch.optim.Adam(self.q.parameters(), lr=lr)
+        self.opt = adam(self.q.parameters(), lr)
         self.double = bool(double)
         self.tau = float(tau)
         self.target_update_every = int(target_update_every)
