@@ -4,13 +4,13 @@ import itertools
 
 import gymnasium as gym
 import pytest
+from conftest import compose
 from gymnasium.utils.env_checker import check_env
 
-from conftest import compose
 from rlrun.build import build_agent, build_env
 from rlrun.cli import group_options
 from rlrun.config import validate_run
-from rlrun.errors import IncompatibleSpaceError
+from rlrun.errors import ConfigError
 
 ENVS, AGENTS, REPLAYS = group_options("env"), group_options("agent"), group_options("replay")
 
@@ -44,7 +44,7 @@ def test_agent_env_pairs_build_or_fail_clearly(envs, env, agent):
     e = envs[env]
     try:
         a = build_agent(cfg, e)
-    except IncompatibleSpaceError as err:
+    except ConfigError as err:  # incompatible spaces, or a required input (e.g. a dataset) missing
         assert str(err) and "\n" not in str(err)  # a one-line reason for the CLI
         return
     obs, _ = e.reset(seed=0)
