@@ -131,6 +131,8 @@ def _keys_of(group: str, overrides: list[str]) -> list[str]:
 def _compose(overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
+    import rlrun.config  # noqa: F401  (registers the run-settings schema in Hydra's ConfigStore)
+
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="config", overrides=overrides)
 

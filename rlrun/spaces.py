@@ -64,11 +64,14 @@ def describe(space: spaces.Space) -> str:
     return type(space).__name__
 
 
-def sample_action(space: spaces.Space, rng: np.random.Generator) -> Any:
-    """A uniformly random action drawn from `rng` (so the trainer can checkpoint the stream)."""
+def sample_action(space: spaces.Space, rng: np.random.Generator, mask: np.ndarray | None = None) -> Any:
+    """A uniformly random action drawn from `rng` (so the trainer can checkpoint the stream); for a Discrete
+    space with an action mask (info["action_mask"]), uniform over the allowed actions."""
     if isinstance(space, spaces.Box):
         return rng.uniform(space.low, space.high).astype(space.dtype)
     if isinstance(space, spaces.Discrete):
+        if mask is not None and np.any(mask):
+            return int(space.start + rng.choice(np.flatnonzero(mask)))
         return int(space.start + rng.integers(space.n))
     if is_hybrid(space):
         return sample_action(space.spaces[0], rng), sample_action(space.spaces[1], rng)

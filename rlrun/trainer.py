@@ -109,6 +109,7 @@ class Trainer:
         self.progress = Progress()
         self.info_avg = InfoAverager()
         self.obs: np.ndarray | None = None
+        self.last_info: dict[str, Any] = {}  # the latest step's info (its action mask guides random actions)
         self.ckpt_dir = self.run_dir / "checkpoints"
         if resume:
             self._restore(load_checkpoint(self.ckpt_dir / "last.pt"))
@@ -145,7 +146,7 @@ class Trainer:
             return
         # Re-enter the interrupted episode exactly when the env can restore its state; otherwise start
         # a fresh, deterministically seeded episode.
-        self.obs, _ = self.env.reset(seed=int(self.cfg.seed) + 7919 * self.progress.episode)
+        self.obs, self.last_info = self.env.reset(seed=int(self.cfg.seed) + 7919 * self.progress.episode)
         if ckpt["env"] is not None and obs is not None and hasattr(self.env.unwrapped, "set_state"):
             self.env.unwrapped.set_state(ckpt["env"])
             self.obs = obs.numpy()
@@ -172,7 +173,7 @@ class Trainer:
         logger = RunLogger(self.run_dir, total, p.step, bool(cfg.progress), self.resume,
                            getattr(self.env.unwrapped, "tensorboard_layout", None))
         if self.obs is None and not self.offline:
-            self.obs, _ = self.env.reset(seed=int(cfg.seed))
+            self.obs, self.last_info = self.env.reset(seed=int(cfg.seed))
         losses: dict[str, list[float]] = {}
         recent = deque(p.recent_returns, maxlen=20)
         t0, step0, last_bar = time.perf_counter(), p.step, p.step
@@ -220,10 +221,11 @@ class Trainer:
     def _env_step(self, logger: RunLogger, losses: dict[str, list[float]], recent: deque) -> None:
         cfg, p = self.cfg, self.progress
         if p.step < int(cfg.learning_starts) and self.agent.uses_replay:
-            action = sample_action(self.env.action_space, self.rng)
+            action = sample_action(self.env.action_space, self.rng, self.last_info.get("action_mask"))
         else:
             action = self.agent.act(self.obs, explore=True)
         next_obs, reward, terminated, truncated, info = self.env.step(action)
+        self.last_info = info
         p.step += 1
         p.episode_return += float(reward)
         p.episode_length += 1
@@ -242,7 +244,7 @@ class Trainer:
             p.episode_return, p.episode_length = 0.0, 0
             self.info_avg.reset()
             self.agent.on_episode_end()
-            self.obs, _ = self.env.reset()
+            self.obs, self.last_info = self.env.reset()
         if (self.replay is not None and p.step >= int(cfg.learning_starts)
                 and p.step % int(cfg.train_every) == 0):
             for _ in range(int(cfg.gradient_steps)):
