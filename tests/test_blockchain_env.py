@@ -232,9 +232,8 @@ def test_bad_config_raises_config_error_naming_the_key(kwargs, key):
 def test_registered_id_and_hydra_config_select_the_blockchain_reward():
     env = gym.make("rlrun/Blockchain-v0", network=SMALL, episode_steps=2)
     assert isinstance(env.unwrapped, BlockchainEnv)
-    from conftest import compose
-
     import rlrun.config  # noqa: F401  (registers the structured-config schema)
+    from conftest import compose
     from rlrun.build import build_env
 
     cfg = compose(["env=blockchain", "agent=ddpg", "env.network.nodes=20"])

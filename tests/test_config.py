@@ -4,9 +4,9 @@ import itertools
 
 import gymnasium as gym
 import pytest
-from conftest import compose
 from gymnasium.utils.env_checker import check_env
 
+from conftest import compose
 from rlrun.build import build_agent, build_env
 from rlrun.cli import group_options
 from rlrun.config import validate_run

@@ -333,7 +333,6 @@ def test_trained_ddpg_in_conservative_mode_beats_static_defaults(tmp_path):
     """Quality bar: DDPG trained 4,000 decisions in Conservative mode beats the static defaults on the seed's
     reward over 10 held-out seeds (about 2 minutes on one core)."""
     from conftest import compose
-
     from rlrun.deploy.export import FixedPointAgent
     from rlrun.evaluate import evaluate_policy
     from rlrun.trainer import Trainer

@@ -166,9 +166,8 @@ def test_state_dict_round_trip_and_errors():
 
 
 def test_trainer_runs_dqn_on_relay_with_prioritized_replay(tmp_path):
-    from conftest import compose
-
     import rlrun.config  # noqa: F401  (registers the run schema)
+    from conftest import compose
     from rlrun.trainer import Trainer
 
     cfg = compose(

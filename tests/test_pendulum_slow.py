@@ -1,8 +1,8 @@
 """Learning quality on Pendulum-v1 with rl-zoo3's hyperparameters (make test-slow; a few minutes each)."""
 
 import pytest
-from conftest import compose
 
+from conftest import compose
 from rlrun.trainer import Trainer
 
 

@@ -295,9 +295,8 @@ def test_low_load_delivers_like_shortest_path(variant):
 
 
 def test_trainer_drives_qrouting_end_to_end(tmp_path):
-    from conftest import compose
-
     import rlrun.config  # noqa: F401  (registers the run schema)
+    from conftest import compose
     from rlrun.trainer import Trainer
 
     cfg = compose(

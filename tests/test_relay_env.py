@@ -274,9 +274,8 @@ def test_bad_config_is_a_one_line_error(kwargs, key):
 
 
 def test_hydra_overrides_reach_the_env():
-    from conftest import compose
-
     import rlrun.config  # noqa: F401
+    from conftest import compose
     from rlrun.build import build_env
 
     cfg = compose(
@@ -297,9 +296,8 @@ def test_hydra_overrides_reach_the_env():
 
 
 def test_hydra_env_relay_selects_reward_relay():
-    from conftest import compose
-
     import rlrun.config  # noqa: F401  (registers the run schema the config tree names)
+    from conftest import compose
 
     cfg = compose(["env=relay", "agent=qrouting"])
     assert cfg.reward.success_bonus == 2.0 and cfg.reward.loss_penalty == 3.0

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import yaml
-from conftest import run_cli
 
+from conftest import run_cli
 from rlrun.cli import usable_cores
 from rlrun.sweep_report import report_command
 
