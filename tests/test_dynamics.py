@@ -142,3 +142,42 @@ def test_predicted_cost_scores_the_models_prediction():
     # state 1: export 100 W, import 200 W on phase a, of which its 50 W slave caused 50 W
     assert out["pred_export_w"] == pytest.approx((500 + 100) / 2, rel=1e-5)
     assert out["pred_over_diversion_w"] == pytest.approx((100 + 50) / 2, rel=1e-5)
+
+
+def test_expected_phase_cost_closed_form_and_quantile_optimum():
+    from rlrun.agents.dynamics import expected_phase_cost
+
+    sigma = torch.tensor(2.0)
+    # at mu = 0: E[max(X,0)] = E[max(-X,0)] = sigma / sqrt(2 pi)
+    c0 = expected_phase_cost(torch.tensor(0.0), sigma, 1.5, 1.0)
+    assert float(c0) == pytest.approx(2.5 * 2.0 / np.sqrt(2 * np.pi), rel=1e-6)
+    # far from zero it is the linear cost
+    assert float(expected_phase_cost(torch.tensor(50.0), sigma, 1.5, 1.0)) == pytest.approx(75.0, rel=1e-6)
+    assert float(expected_phase_cost(torch.tensor(-50.0), sigma, 1.5, 1.0)) == pytest.approx(50.0, rel=1e-6)
+    # the minimiser sits at the quantile Phi(mu / sigma) = w_i / (w_e + w_i) = 0.4 -> mu = -0.2533 sigma
+    mus = torch.linspace(-3, 3, 60001)
+    best = mus[torch.argmin(expected_phase_cost(mus, sigma, 1.5, 1.0))]
+    assert float(best) == pytest.approx(-0.25335 * 2.0, abs=2e-3)
+
+
+def test_policy_controller_trains_through_the_model(tmp_path):
+    from rlrun.collect import collect_command
+
+    collect_command(["env=inverter", "agent=heuristic", "reward=export", "env.episode_s=150", "episodes=3",
+                     f"out={tmp_path}"])
+    env_obs = spaces.Box(-10, 10, shape=(30,), dtype=np.float32)
+    env_act = spaces.Box(-1, 1, shape=(3,), dtype=np.float32)
+    kw = dict(dataset=str(tmp_path / "dataset.npz"), seq_len=4, hidden_dim=32, lstm_hidden=16, val_every=5,
+              batch_size=16, policy_hidden=[16], policy_batch_size=32, policy_start=5)
+    agent = DynamicsAgent(env_obs, env_act, **kw)
+    obs = np.load(tmp_path / "dataset.npz")["obs"][:1][0]
+    before = agent.act(obs, explore=False)
+    outs = [agent.update(None) for _ in range(12)]
+    assert "loss/policy_cost" not in outs[3] and outs[11]["loss/policy_cost"] > 0
+    assert outs[9]["loss/net_sigma_w"] > 0  # measured at each validation pass (every 5 updates)
+    after = agent.act(obs, explore=False)
+    assert after.shape == (3,) and np.all(np.abs(after) <= 1) and not np.allclose(before, after)
+    clone = DynamicsAgent(env_obs, env_act, **kw)
+    clone.load_state_dict(agent.state_dict())
+    np.testing.assert_array_equal(clone.act(obs, explore=False), after)
+    torch.testing.assert_close(clone.net_sigma, agent.net_sigma)

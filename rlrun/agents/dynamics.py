@@ -13,16 +13,23 @@ gradient step on `batch_size` such windows. The last `val_fraction` of the episo
 `val_every` updates the validation loss drives ReduceLROnPlateau and the best-on-validation weights are kept
 (`best_model`, saved in every checkpoint), and the k-step export error of model and persistence is logged.
 
-act() makes the model a controller, so the trainer's periodic evaluation in the environment means something:
-one-step model-predictive control with the seed's objective. From the current state it scores
+act() makes the model a controller, so the trainer's evaluation in the environment means something.
+`controller: policy` (default): model-based policy learning, the seed's "train the policy with the forward
+model". A tanh MLP policy pi(s) is trained by backpropagating through the frozen best model: on dataset
+states it minimises the expected per-phase cost at t+k,
+    E[export_weight * max(net, 0) + import_weight * max(-net, 0)],  net ~ N(model's prediction, sigma_p^2),
+where sigma_p is the model's k-step error std on held-out windows, re-measured at every validation pass.
+The Gaussian makes the policy hedge by the model's own uncertainty: its optimum puts the predicted net power
+at the import_weight / (export_weight + import_weight) quantile instead of exactly at zero. Policy steps start
+after `policy_start` model updates. `controller: mpc`: one-step model-predictive control instead; it scores
 `mpc_candidates` actions (uniform random, plus holding the last command and small steps from it) by the
-predicted state k steps ahead and picks the one with the least predicted export plus over-diversion import
-(per phase: max(net, 0) + min(max(-net, 0), slave)). For observation layouts other than env=inverter's it
-minimises predicted feature 0.
+predicted state k steps ahead and takes the cheapest (predicted export plus over-diversion import).
+For observation layouts other than env=inverter's, MPC minimises predicted feature 0.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +39,7 @@ import torch
 from gymnasium import spaces
 
 from rlrun.agents.base import Agent
+from rlrun.agents.nets import mlp
 from rlrun.errors import ConfigError
 from rlrun.models.dynamics import DynamicsTrainer, ForwardDynamicsModel, kstep_error, split_sequences
 
@@ -64,7 +72,14 @@ class DynamicsAgent(Agent):
         patience: int = 5,
         grad_clip: float = 1.0,
         weighted_loss: bool = True,
+        controller: str = "policy",
         mpc_candidates: int = 64,
+        policy_hidden: list[int] = (128, 128),
+        policy_lr: float = 3e-4,
+        policy_batch_size: int = 256,
+        policy_start: int = 500,
+        export_weight: float = 1.0,
+        import_weight: float = 1.0,
         obs_scale_w: float = 5000.0,
     ) -> None:
         super().__init__(observation_space, action_space, device=device, seed=seed, batch_size=batch_size)
@@ -74,6 +89,10 @@ class DynamicsAgent(Agent):
                          ("mpc_candidates", mpc_candidates)):
             if val < 1:
                 raise ConfigError(f"agent.{key} must be >= 1, got {val}")
+        if controller not in ("policy", "mpc"):
+            raise ConfigError(f"agent.controller must be one of ['policy', 'mpc'], got {controller!r}")
+        if export_weight < 0 or import_weight < 0 or export_weight + import_weight <= 0:
+            raise ConfigError("agent.export_weight and agent.import_weight must be >= 0, not both 0")
         if not 0.0 < val_fraction < 1.0:
             raise ConfigError(f"agent.val_fraction must be in (0, 1), got {val_fraction}")
         from rlrun.build import load_dataset
@@ -94,7 +113,14 @@ class DynamicsAgent(Agent):
         self.trainer = DynamicsTrainer(self.model, lr=lr, patience=patience, grad_clip=grad_clip,
                                        weighted=weighted_loss)
         self.val_every = int(val_every)
+        self.controller = controller
         self.mpc_candidates = int(mpc_candidates)
+        self.policy = mlp(obs_dim, list(policy_hidden), act_dim, output_activation="tanh").to(self.device)
+        self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=policy_lr)
+        self.policy_start = int(policy_start)
+        self.policy_batch_size = int(policy_batch_size)
+        self.cost_weights = (float(export_weight), float(import_weight))
+        self.net_sigma = torch.full((3,), 0.05, device=self.device)  # net-power error std (obs units)
         self.obs_scale = float(obs_scale_w)
         self.updates = 0
         delay = (obs_dim - N_FIXED - N_TAIL) / 3
@@ -110,16 +136,39 @@ class DynamicsAgent(Agent):
         out: dict[str, Any] = {"loss/dynamics": loss}
         if self.updates % self.val_every == 0:
             out.update(self.trainer.validate(self.val_data))
+            if self.inverter_layout:
+                self.net_sigma = net_error_std(self.trainer.best_model, self.val_data).to(self.device)
+                out["loss/net_sigma_w"] = float(self.net_sigma.mean()) * self.obs_scale
             err = kstep_error(self.trainer.best_model, self.val_data, self.obs_scale, horizon=1,
                               max_windows=1024)
             out["loss/kstep_export_rmse_w"] = err["model_export_rmse_w"][0]
             out["loss/persistence_export_rmse_w"] = err["persistence_export_rmse_w"][0]
+        if self.inverter_layout and self.controller == "policy" and self.updates >= self.policy_start:
+            out["loss/policy_cost"] = self._policy_step()
         return out
+
+    def _policy_step(self) -> float:
+        """One gradient step of the policy through the frozen best model (module docstring)."""
+        pos = self.train_data.starts[self.rng.integers(0, len(self.train_data), size=self.policy_batch_size)]
+        s = torch.from_numpy(self.train_data.states[pos]).to(self.device)
+        model = self.trainer.best_model.eval()
+        pred = model(s, self.policy(s))
+        w_e, w_i = self.cost_weights
+        cost = expected_phase_cost(pred[:, 1:4], self.net_sigma, w_e, w_i).sum(-1).mean() * self.obs_scale / 1000
+        self.policy_opt.zero_grad(set_to_none=True)
+        cost.backward()
+        self.policy_opt.step()
+        return float(cost.detach())
 
     # ---- acting: one-step MPC with the best model ---------------------------------------------------
     @torch.no_grad()
     def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float32).reshape(-1)
+        if self.controller == "policy" and self.inverter_layout:
+            a = self.policy(torch.from_numpy(obs).to(self.device).unsqueeze(0))[0].cpu().numpy()
+            if explore:
+                a = np.clip(a + self.rng.normal(0.0, 0.05, size=a.shape), -1.0, 1.0)
+            return a.astype(np.float32)
         n = self.mpc_candidates
         cand = self.rng.uniform(-1.0, 1.0, size=(n, int(np.prod(self.action_space.shape))))
         if self.inverter_layout:
@@ -144,14 +193,16 @@ class DynamicsAgent(Agent):
     def modules(self) -> dict[str, Any]:
         t = self.trainer
         return {"model": self.model, "best_model": t.best_model, "optimizer": t.optimizer,
-                "scheduler": t.scheduler}
+                "scheduler": t.scheduler, "policy": self.policy, "policy_opt": self.policy_opt}
 
     def extra_state(self) -> dict[str, Any]:
-        return {"best_val": self.trainer.best_val, "updates": self.updates}
+        return {"best_val": self.trainer.best_val, "updates": self.updates, "net_sigma": self.net_sigma.cpu()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.trainer.best_val = float(state.get("best_val", float("inf")))
         self.updates = int(state.get("updates", 0))
+        if "net_sigma" in state:
+            self.net_sigma = torch.as_tensor(state["net_sigma"], device=self.device)
 
     def report(self, horizon: int | None = None) -> dict[str, Any]:
         """k-step error table of the best model vs persistence on the held-out episodes."""
@@ -187,3 +238,28 @@ def report_command(args: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(report_command(sys.argv[1:]))
+
+
+def expected_phase_cost(mu: torch.Tensor, sigma: torch.Tensor, w_export: float, w_import: float) -> torch.Tensor:
+    """E[w_e max(X, 0) + w_i max(-X, 0)] for X ~ N(mu, sigma^2), elementwise (X: net power, + export).
+
+    Minimised at the quantile Phi(mu / sigma) = w_i / (w_e + w_i): with equal weights the prediction is
+    steered to zero, a dearer export moves it to the import side by an amount set by the model's own error.
+    """
+    z = mu / sigma
+    cdf = 0.5 * (1.0 + torch.erf(z / math.sqrt(2.0)))
+    pdf = torch.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    e_pos = mu * cdf + sigma * pdf
+    e_neg = e_pos - mu  # E[max(-X, 0)] = E[max(X, 0)] - E[X]
+    return w_export * e_pos + w_import * e_neg
+
+
+@torch.no_grad()
+def net_error_std(model: ForwardDynamicsModel, data: Any, max_windows: int = 2048) -> torch.Tensor:
+    """Std of the model's k-step error on the per-phase net power (features 1..3) over held-out windows."""
+    model.eval()
+    dev = next(model.parameters()).device
+    idx = np.linspace(0, len(data) - 1, min(len(data), max_windows)).astype(np.int64)
+    s, a, y = data.batch(idx, dev)
+    err = model(s[:, 0], a[:, 0])[:, 1:4] - y[:, 0, 1:4]
+    return err.std(dim=0).clamp_min(1e-4)
