@@ -15,3 +15,7 @@ class IncompatibleSpaceError(ConfigError):
 
 class CheckpointError(RlrunError):
     """A checkpoint or run directory is missing, incomplete or corrupt."""
+
+
+class TrainingDivergedError(RlrunError, FloatingPointError):
+    """A loss became NaN or infinite: the run stops with a one-line report instead of training on garbage."""

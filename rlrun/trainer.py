@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlrun.build import build_agent, build_baseline, build_env, build_replay, load_dataset
 from rlrun.checkpoint import load_checkpoint, save_checkpoint
 from rlrun.config import validate_run
-from rlrun.errors import CheckpointError, ConfigError
+from rlrun.errors import CheckpointError, ConfigError, TrainingDivergedError
 from rlrun.evaluate import (
     InfoAverager,
     compare,
@@ -186,10 +186,9 @@ class Trainer:
                 else:
                     self._env_step(logger, losses, recent)
                 if p.step % LOSS_LOG_EVERY == 0 and losses:
-                    logger.scalars({k: float(np.mean(v)) for k, v in losses.items()}, p.step)
-                    losses.clear()
                     sps = (p.step - step0) / max(time.perf_counter() - t0, 1e-9)
-                    logger.scalars({"time/sps": sps}, p.step)
+                    logger.scalars({**{k: float(np.mean(v)) for k, v in losses.items()}, "time/sps": sps}, p.step)
+                    losses.clear()
                 if p.step - last_bar >= 100 or p.step == total:
                     sps = (p.step - step0) / max(time.perf_counter() - t0, 1e-9)
                     post = {"sps": f"{sps:.0f}"}
@@ -258,12 +257,11 @@ class Trainer:
             self.replay.update_priorities(batch.indices, td)
         self._record(out, losses)
 
-    @staticmethod
-    def _record(out: dict[str, Any], losses: dict[str, list[float]]) -> None:
+    def _record(self, out: dict[str, Any], losses: dict[str, list[float]]) -> None:
         for k, v in out.items():
             if isinstance(v, int | float):
                 if not math.isfinite(v):
-                    raise FloatingPointError(f"{k} became {v}: training diverged")
+                    raise TrainingDivergedError(f"{k} became {v} at step {self.progress.step}: training diverged")
                 losses.setdefault(k, []).append(float(v))
 
     def _single(self, action: Any, reward: float, next_obs: np.ndarray, terminated: bool) -> Batch:

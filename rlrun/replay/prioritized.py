@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from rlrun.errors import ConfigError
+from rlrun.errors import ConfigError, TrainingDivergedError
 from rlrun.replay.buffer import ReplayBuffer
 from rlrun.replay.sumtree import SumTree
 
@@ -93,7 +93,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """Set p_i = (|delta_i| + eps)**alpha for the sampled slots from the agent's TD errors."""
         td = np.abs(np.asarray(td_errors, dtype=np.float64).reshape(-1))
         if not np.all(np.isfinite(td)):
-            raise FloatingPointError("non-finite TD error reached prioritized replay (the critic diverged)")
+            raise TrainingDivergedError("non-finite TD error reached prioritized replay (the critic diverged)")
         p = (td + self.eps) ** self.alpha
         self.tree.set(indices, p)
         self.max_priority = max(self.max_priority, float(p.max()))
