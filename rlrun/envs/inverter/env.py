@@ -64,7 +64,7 @@ from rlrun.envs.inverter.solar import SITES, clear_sky_day, load_site, pv_trace
 from rlrun.errors import ConfigError
 
 REWARD_KEYS = ("export_weight", "import_weight", "churn_weight", "over_limit_weight")
-DEFAULT_REWARD = {"export_weight": 1.0, "import_weight": 1.0, "churn_weight": 0.01, "over_limit_weight": 0.0}
+DEFAULT_REWARD = {"export_weight": 1.25, "import_weight": 1.0, "churn_weight": 0.01, "over_limit_weight": 0.0}
 N_FIXED = 11  # features before the pending-command block
 N_TAIL = 4  # features after it
 
