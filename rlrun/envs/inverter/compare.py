@@ -1,13 +1,14 @@
 """Held-out comparison for env=inverter: learned policies next to the PI baseline and "do nothing".
 
     python -m rlrun.envs.inverter.compare run=<train run dir> [run=<another>] [episodes=12] [seed=1000]
-        [checkpoint=best|last] [episode_s=1800] [model=<agent=dynamics run dir>]
+        [checkpoint=best|last] [episode_s=1800] [daylight=true] [model=<agent=dynamics run dir>]
 
 Every policy is evaluated deterministically on the same `episodes` windows of held-out days (split=test,
 seeds seed..seed+episodes-1) of the env configured in the first run (or env defaults), and the table reports
 per-window means of exported kWh, imported kWh, import caused by over-diversion, the fraction of seconds over
-the export limit, the longest excursion and the return. The PI baseline is agent=heuristic with its config
-defaults; "do nothing" sends the all-off action.
+the export limit, the longest excursion and the return. `daylight=true` evaluates whole days instead
+(06:00-20:00, all the export there is), so the kWh columns are daily figures. The PI baseline is
+agent=heuristic with its config defaults; "do nothing" sends the all-off action.
 
 With `model=<run dir of agent=dynamics>` each policy is also scored "with the forward model" as seed 002's
 `train_sac_agent` validates: on up to 2000 states of the dynamics run's held-out episodes, the model predicts
@@ -84,9 +85,9 @@ def main(args: list[str]) -> int:
     runs, kv = [], {}
     for arg in args:
         key, sep, value = arg.partition("=")
-        if not sep or key not in ("run", "episodes", "seed", "checkpoint", "episode_s", "model"):
+        if not sep or key not in ("run", "episodes", "seed", "checkpoint", "episode_s", "model", "daylight"):
             raise ConfigError(f"unexpected argument {arg!r}; keys: run (repeatable), episodes, seed, "
-                              "checkpoint, episode_s, model")
+                              "checkpoint, episode_s, daylight, model")
         if key == "run":
             runs.append(Path(value))
         else:
@@ -100,6 +101,8 @@ def main(args: list[str]) -> int:
     env_kwargs["split"] = "test"
     if "episode_s" in kv:
         env_kwargs["episode_s"] = int(kv["episode_s"])
+    if kv.get("daylight", "false").lower() in ("true", "1", "yes"):
+        env_kwargs.update(window_start_h=6.0, window_end_h=20.0, episode_s=14 * 3600)
     env = InverterEnv(**env_kwargs)
     pi_cfg = compose_config(["env=inverter", "agent=heuristic", "reward=export"])
     policies: dict[str, Any] = {"do nothing": _Noop(env), "PI (agent=heuristic)": build_agent(pi_cfg, env)}
