@@ -101,5 +101,20 @@ def test_checkpoint_errors(tmp_path):
         DeployedRLController(tmp_path / "nope.pt")
     path = tmp_path / "x.pt"
     save_checkpoint(path, {"agent": {"modules": {}}})
-    with pytest.raises(CheckpointError, match="no actor"):
+    with pytest.raises(CheckpointError, match="no policy"):
         DeployedRLController(path)
+
+
+def test_deploys_the_dynamics_agents_policy(tmp_path):
+    from rlrun.agents.nets import mlp
+
+    torch.manual_seed(3)
+    policy = mlp(30, [16, 8], 3, output_activation="tanh")
+    path = tmp_path / "dyn.pt"
+    save_checkpoint(path, {"agent": {"modules": {"policy": policy.state_dict(), "model": {}}}})
+    ctl = DeployedRLController(path, mode="autonomous")
+    assert ctl.state_dim == 30 and ctl.action_dim == 3
+    s = np.random.default_rng(1).normal(size=30).astype(np.float32)
+    with torch.no_grad():
+        expected = (policy(torch.from_numpy(s).unsqueeze(0))[0].numpy() + 1.0) * 2500.0
+    np.testing.assert_allclose(ctl.get_action(s), expected, rtol=1e-5, atol=1e-3)

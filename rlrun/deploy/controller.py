@@ -4,9 +4,10 @@
     decision = ctl.step(state, num_slaves_per_phase=[2, 1, 1])
     decision.command   # [[w, w], [w], [w]] integer watts per slave, or None (shadow / paused / bad input)
 
-- Loads an rlrun checkpoint of agent=sac or agent=cql and rebuilds the actor from the weights alone (layer
-  sizes and LayerNorm are read from the state dict), so deployment needs neither the simulator nor Hydra.
-- Deterministic action tanh(mu(s)) mapped from [-1, 1] to [0, max_power] W as the seed's get_action does,
+- Loads an rlrun checkpoint of agent=sac / agent=cql (the actor) or agent=dynamics (the policy trained through
+  the forward model) and rebuilds the network from the weights alone (layer sizes and LayerNorm are read from
+  the state dict), so deployment needs neither the simulator nor Hydra.
+- Deterministic action (tanh(mu(s)) for SAC/CQL) mapped from [-1, 1] to [0, max_power] W as the seed's get_action does,
   then the safety clip to [0, max_power].
 - Bad input gets a clear error and no command: a state of the wrong dimension or with NaN / inf
   (`InvalidStateError`), wrong slave counts or power vectors (`ValueError`).
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from rlrun.agents.sac import SquashedGaussianActor
 from rlrun.deploy.modes import AgentMode, applies_changes, max_change, parse_mode, runs_inference
@@ -67,6 +69,24 @@ def actor_from_state_dict(state: dict[str, torch.Tensor]) -> SquashedGaussianAct
     return actor.eval()
 
 
+def tanh_mlp_from_state_dict(state: dict[str, torch.Tensor]) -> nn.Sequential:
+    """Rebuild rlrun.agents.nets.mlp(..., output_activation="tanh") (ReLU hidden layers) from its weights."""
+    idx = sorted(int(k.split(".")[0]) for k in state if k.endswith(".weight"))
+    if not idx:
+        raise CheckpointError("checkpoint policy has no layers")
+    layers: list[nn.Module] = []
+    for n, i in enumerate(idx):
+        w = state[f"{i}.weight"]
+        layers.append(nn.Linear(int(w.shape[1]), int(w.shape[0])))
+        layers.append(nn.ReLU() if n < len(idx) - 1 else nn.Tanh())
+    net = nn.Sequential(*layers)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint policy is not a tanh MLP ({str(e).splitlines()[0]})") from None
+    return net.eval()
+
+
 class DeployedRLController:
     def __init__(
         self,
@@ -79,14 +99,21 @@ class DeployedRLController:
 
         ckpt = load_checkpoint(Path(checkpoint))
         try:
-            actor_state = ckpt["agent"]["modules"]["actor"]
+            mods = ckpt["agent"]["modules"]
         except (KeyError, TypeError):
-            raise CheckpointError(
-                f"checkpoint {checkpoint} holds no actor (train agent=sac or agent=cql)"
-            ) from None
-        self.actor = actor_from_state_dict(actor_state)
-        self.state_dim = self.actor.trunk[0].in_features
-        self.action_dim = self.actor.head.out_features // 2
+            mods = {}
+        if "actor" in mods:  # agent=sac / agent=cql: tanh(mu(s))
+            self.actor: nn.Module | None = actor_from_state_dict(mods["actor"])
+            self.policy = self.actor.deterministic
+            self.state_dim = self.actor.trunk[0].in_features
+            self.action_dim = self.actor.head.out_features // 2
+        elif "policy" in mods:  # agent=dynamics: the tanh MLP trained through the forward model
+            self.actor = tanh_mlp_from_state_dict(mods["policy"])
+            self.policy = self.actor
+            linears = [m for m in self.actor if isinstance(m, nn.Linear)]
+            self.state_dim, self.action_dim = linears[0].in_features, linears[-1].out_features
+        else:
+            raise CheckpointError(f"checkpoint {checkpoint} holds no policy (train agent=sac, cql or dynamics)")
         if not max_power > 0:
             raise ValueError(f"max_power must be > 0, got {max_power}")
         self.max_power = float(max_power)
@@ -104,7 +131,7 @@ class DeployedRLController:
             bad = np.nonzero(~np.isfinite(s))[0].tolist()
             raise InvalidStateError(f"state has NaN/inf at features {bad}; no command issued")
         with torch.no_grad():
-            a = self.actor.deterministic(torch.as_tensor(s, dtype=torch.float32).unsqueeze(0))[0].numpy()
+            a = self.policy(torch.as_tensor(s, dtype=torch.float32).unsqueeze(0))[0].numpy()
         power = (a.astype(np.float64) + 1.0) * self.max_power / 2.0
         return np.clip(power, 0.0, self.max_power)
 
