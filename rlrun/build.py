@@ -32,13 +32,15 @@ def _instantiate(node: DictConfig, group: str, **kwargs: Any) -> Any:
         raise
 
 
-def build_env(cfg: DictConfig, log_dir: Path | None = None) -> gym.Env:
+def build_env(cfg: DictConfig, log_dir: Path | None = None, evaluation: bool = False) -> gym.Env:
     """`log_dir`: where envs that keep their own logs (the consensus env's shadow-mode and circuit-breaker
-    event files) write them, unless the config names a directory itself."""
+    event files) write them, unless the config names a directory itself. `evaluation`: apply the env class's
+    `eval_kwargs` (e.g. the inverter's held-out days, `split=test`) so evaluation never sees training data."""
     from rlrun.config import locate, parameters
 
-    extra = {}
-    if log_dir is not None and "log_dir" in parameters(locate(cfg.env._target_))[0] and not cfg.env.get("log_dir"):
+    target = locate(cfg.env._target_)
+    extra: dict[str, Any] = dict(getattr(target, "eval_kwargs", {})) if evaluation else {}
+    if log_dir is not None and "log_dir" in parameters(target)[0] and not cfg.env.get("log_dir"):
         log_dir.mkdir(parents=True, exist_ok=True)
         extra["log_dir"] = str(log_dir)
     env = _instantiate(cfg.env, "env", **extra)

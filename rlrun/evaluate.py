@@ -50,6 +50,7 @@ def evaluate_policy(env: gym.Env, agent: Agent, episodes: int, seed: int) -> dic
     returns, lengths, per_episode_metrics = [], [], []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
+        agent.reset_episode()
         averager = InfoAverager()
         ret, length, done = 0.0, 0, False
         while not done:
@@ -162,7 +163,7 @@ def eval_command(args: list[str]) -> int:
         raise ConfigError(f"episodes must be >= 1, got {episodes}")
     ckpt = load_checkpoint(ckpt_path)
     torch.set_num_threads(int(cfg.torch_threads))
-    env = build_env(cfg, log_dir=run_dir / "eval_cli")
+    env = build_env(cfg, log_dir=run_dir / "eval_cli", evaluation=True)
     agent = build_agent(cfg, env)
     agent.load_state_dict(ckpt["agent"])
     if kv.get("inference", "float") != "float":

@@ -95,7 +95,7 @@ class Trainer:
         torch.set_num_threads(int(cfg.torch_threads))
         torch.manual_seed(int(cfg.seed))
         self.env = build_env(cfg, log_dir=self.run_dir)
-        self.eval_env = build_env(cfg, log_dir=self.run_dir / "eval")
+        self.eval_env = build_env(cfg, log_dir=self.run_dir / "eval", evaluation=True)
         self.agent = build_agent(cfg, self.env)
         self.baseline = build_baseline(cfg, self.eval_env)
         self.key_metrics = key_metrics(self.env)

@@ -97,7 +97,11 @@ class Agent(abc.ABC):
         """Called once per environment step with the global step count (for schedules)."""
 
     def on_episode_end(self) -> None:  # noqa: B027 (optional hook)
-        """Called when a training episode ends (reset per-episode exploration state)."""
+        """Called when a training episode ends (reset per-episode exploration state, decay schedules)."""
+
+    def reset_episode(self) -> None:  # noqa: B027 (optional hook)
+        """Forget per-episode acting state (a controller's integrator, ...) without touching learning
+        schedules; called before every evaluation episode."""
 
     def hparams(self) -> dict[str, Any]:
         """Scalar hyperparameters for TensorBoard's HParams view (the trainer adds the config's)."""

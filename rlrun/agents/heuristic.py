@@ -115,9 +115,12 @@ class ExportPI(Agent):
     def update(self, batch: Any) -> dict[str, Any]:
         return {}
 
-    def on_episode_end(self) -> None:
+    def reset_episode(self) -> None:
         self._prev_error = None
         self._u = np.zeros(3)
+
+    def on_episode_end(self) -> None:
+        self.reset_episode()
 
     def extra_state(self) -> dict[str, Any]:
         return {"prev_error": None if self._prev_error is None else self._prev_error.tolist(),
