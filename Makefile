@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RLRUN := $(VENV)/bin/rlrun
 EXTRAS ?= test
 
-.PHONY: install demo test test-slow bench lint tensorboard clean
+.PHONY: install demo test test-slow bench lint tensorboard clean inverter-pipeline
 
 install: $(VENV)/.installed-$(EXTRAS)
 
@@ -36,3 +36,20 @@ tensorboard: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The inverter's offline, model-based pipeline (seed 002's next steps 1-6): ~10-15 min on one core.
+D := outputs/collect/inverter-pi/dataset.npz
+NETS := agent.gamma=0.9 agent.layer_norm=true agent.actor_hidden=[128,128] agent.critic_hidden=[128,128]
+inverter-pipeline: install
+	$(RLRUN) collect env=inverter agent=heuristic episodes=40 out=outputs/collect/inverter-pi
+	$(RLRUN) train env=inverter agent=dynamics dataset=$(D) total_steps=8000 agent.policy_start=3000 eval_every=0 \
+		hydra.run.dir=outputs/train/inverter-dynamics/pipeline
+	$(PY) -m rlrun.agents.dynamics run=outputs/train/inverter-dynamics/pipeline
+	$(RLRUN) train env=inverter agent=cql dataset=$(D) total_steps=20000 agent.bc_steps=1000 $(NETS) \
+		agent.batch_size=128 agent.cql_n_actions=4 eval_every=0 hydra.run.dir=outputs/train/inverter-cql/pipeline
+	$(RLRUN) train env=inverter agent=cql agent.offline=false agent.cql_alpha=0 learning_starts=0 $(NETS) \
+		agent.init_checkpoint=outputs/train/inverter-cql/pipeline/checkpoints/last.pt total_steps=20000 \
+		eval_every=0 hydra.run.dir=outputs/train/inverter-sac-finetune/pipeline
+	$(PY) -m rlrun.envs.inverter.compare run=outputs/train/inverter-dynamics/pipeline \
+		run=outputs/train/inverter-cql/pipeline run=outputs/train/inverter-sac-finetune/pipeline checkpoint=last \
+		episodes=24 model=outputs/train/inverter-dynamics/pipeline
