@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from bench.common import full, print_table
-from rlrun.cli import usable_cores
+from rlrun.sweep import usable_cores
 
 STEPS = 12_000 if full() else 3_000
 JOB = ["env=reach", "env.dim=4", "env.max_steps=50", "agent=ddpg", "agent.actor_hidden=[64,64]",

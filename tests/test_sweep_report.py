@@ -13,6 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from rlrun import cli
+from rlrun import sweep as sweep_cli
 from rlrun.errors import ConfigError
 from rlrun.sweep_report import bootstrap_ci, collect_jobs, group_jobs, report_command, summarise, swept_keys
 
@@ -142,24 +143,24 @@ def test_report_rejects_bad_arguments(tmp_path):
     (2, 3, 2, (3, 2)),
 ])
 def test_parallelism_plan(cores, n_jobs, threads, expected):
-    assert cli.plan_parallelism(cores, n_jobs, threads) == expected
+    assert sweep_cli.plan_parallelism(cores, n_jobs, threads) == expected
 
 
 def test_prepare_sweep_picks_presets_parallelism_and_the_sweep_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "usable_cores", lambda: 6)
-    args, sweep_dir, first = cli.prepare_sweep(["agent=td3", "seed=0,1"])
+    monkeypatch.setattr(sweep_cli, "usable_cores", lambda: 6)
+    args, sweep_dir, first = sweep_cli.prepare_sweep(["agent=td3", "seed=0,1"])
     assert "hydra/launcher=rlrun_joblib" in args and "hydra.launcher.n_jobs=6" in args
     assert "torch_threads=1" in args and "progress=false" in args and first == 0
     assert sweep_dir.parent == Path("outputs/sweep/reach-td3") and f"hydra.sweep.dir={sweep_dir}" in args
 
-    args, _, _ = cli.prepare_sweep(["hydra.launcher.n_jobs=2", "progress=true", "hydra.sweep.dir=x"])
+    args, _, _ = sweep_cli.prepare_sweep(["hydra.launcher.n_jobs=2", "progress=true", "hydra.sweep.dir=x"])
     assert "hydra.launcher.n_jobs=2" in args and "torch_threads=3" in args and "progress=true" in args
-    args, sweep_dir, _ = cli.prepare_sweep(["hydra/launcher=submitit_slurm", "env=reach,gym",
+    args, sweep_dir, _ = sweep_cli.prepare_sweep(["hydra/launcher=submitit_slurm", "env=reach,gym",
                                             "hydra.sweep.dir=y"])
     assert "hydra/launcher=rlrun_submitit_slurm" in args and sweep_dir == Path("y")
     assert not any(a.startswith(("hydra.launcher.n_jobs", "torch_threads")) for a in args)
-    assert cli._sweep_name(["env=reach,gym", "agent=sac"]) == "reach+gym-sac"
+    assert sweep_cli._sweep_name(["env=reach,gym", "agent=sac"]) == "reach+gym-sac"
 
 
 def _hydra_cfg(overrides: list[str]):
@@ -252,7 +253,7 @@ def test_an_interrupted_optuna_study_resumes_after_its_jobs(tmp_path, monkeypatc
         trial.suggest_float("agent.actor_lr", 1e-4, 1e-2, log=True)
         study.tell(trial, value)
     study.ask()  # the trial the interruption left running
-    args, sweep_dir, first = cli.prepare_sweep(
+    args, sweep_dir, first = sweep_cli.prepare_sweep(
         ["hydra/sweeper=optuna", "hydra.sweeper.n_trials=5", f"hydra.sweep.dir={sweep}",
          "agent.actor_lr=tag(log,interval(1e-4,1e-2))"])
     assert first == 3 and sweep_dir == sweep
@@ -268,10 +269,10 @@ def test_without_the_plugins_a_sweep_runs_sequentially_or_says_what_to_install(t
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name.startswith("hydra_plugins.") else find_spec(name, *a))
-    args, _, _ = cli.prepare_sweep(["seed=0,1", "hydra.sweep.dir=x"])
+    args, _, _ = sweep_cli.prepare_sweep(["seed=0,1", "hydra.sweep.dir=x"])
     assert not any(a.startswith(("hydra/launcher", "hydra.launcher", "progress")) for a in args)
     assert "running the jobs one after another" in capsys.readouterr().err
     with pytest.raises(ConfigError, match=r"hydra/sweeper=optuna needs its Hydra plugin: pip install 'rlrun\[sweep\]'"):
-        cli.prepare_sweep(["hydra/sweeper=optuna", "hydra.sweep.dir=x"])
+        sweep_cli.prepare_sweep(["hydra/sweeper=optuna", "hydra.sweep.dir=x"])
     with pytest.raises(ConfigError, match=r"pip install 'rlrun\[ray\]'"):
-        cli.prepare_sweep(["hydra/launcher=ray", "hydra.sweep.dir=x"])
+        sweep_cli.prepare_sweep(["hydra/launcher=ray", "hydra.sweep.dir=x"])
