@@ -18,7 +18,6 @@ import sys
 import time
 
 import numpy as np
-import torch
 
 from bench.common import print_table, set_threads
 from rlrun.agents.qrouting import QRouting
@@ -198,15 +197,7 @@ def main() -> None:
 
 
 def _batch(obs, action, reward, next_obs) -> Batch:
-    row = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(1, -1))  # noqa: E731
-    return Batch(
-        obs=row(obs),
-        actions=row([action]),
-        rewards=torch.tensor([float(reward)]),
-        next_obs=row(next_obs),
-        dones=torch.zeros(1),
-        discounts=torch.tensor([0.8]),
-    )
+    return Batch.single(obs, [action], reward, next_obs, terminated=False, discount=0.8)
 
 
 # ---- the results table ---------------------------------------------------------------------------------

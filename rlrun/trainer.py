@@ -266,17 +266,8 @@ class Trainer:
 
     def _single(self, action: Any, reward: float, next_obs: np.ndarray, terminated: bool) -> Batch:
         """A batch of one transition, for online agents without replay."""
-        dev = self.agent.device
-
-        def row(x: Any) -> torch.Tensor:
-            return torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(1, -1), device=dev)
-
-        return Batch(
-            obs=row(self.obs), actions=row(flatten_action(self.env.action_space, action)),
-            rewards=torch.tensor([float(reward)], device=dev), next_obs=row(next_obs),
-            dones=torch.tensor([float(terminated)], device=dev),
-            discounts=torch.tensor([self.agent.gamma], device=dev),
-        )
+        return Batch.single(self.obs, flatten_action(self.env.action_space, action), reward, next_obs, terminated,
+                            self.agent.gamma, self.agent.device)
 
     # ---- end of run ---------------------------------------------------------------------------------
     def _finish(self, logger: RunLogger, final: dict[str, Any], elapsed: float, steps: int) -> dict[str, Any]:

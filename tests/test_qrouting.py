@@ -20,15 +20,7 @@ from rlrun.replay.buffer import Batch
 
 def batch1(obs, action, reward, next_obs) -> Batch:
     """What the trainer hands an online agent: one transition (rlrun.trainer.Trainer._single)."""
-    row = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(1, -1))  # noqa: E731
-    return Batch(
-        obs=row(obs),
-        actions=row([action]),
-        rewards=torch.tensor([float(reward)]),
-        next_obs=row(next_obs),
-        dones=torch.zeros(1),
-        discounts=torch.tensor([0.8]),
-    )
+    return Batch.single(obs, [action], reward, next_obs, terminated=False, discount=0.8)
 
 
 def episode(env: RelayEnv, agent, *, seed: int, learn: bool, on_step=None) -> dict:

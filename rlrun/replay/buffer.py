@@ -36,6 +36,18 @@ class Batch:
     def __len__(self) -> int:
         return self.obs.shape[0]
 
+    @classmethod
+    def single(cls, obs: Any, flat_action: Any, reward: float, next_obs: Any, terminated: bool, discount: float,
+               device: str | torch.device = "cpu") -> Batch:
+        """A batch of one transition: what an online agent without replay gets after each env step."""
+
+        def row(x: Any) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(1, -1), device=device)
+
+        return cls(obs=row(obs), actions=row(flat_action), rewards=torch.tensor([float(reward)], device=device),
+                   next_obs=row(next_obs), dones=torch.tensor([float(terminated)], device=device),
+                   discounts=torch.tensor([float(discount)], device=device))
+
 
 def _to_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
     t = torch.from_numpy(x)
