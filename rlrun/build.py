@@ -8,49 +8,39 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-import rlrun.envs  # noqa: F401  (registers rlrun/<Name>-v0 ids)
 from rlrun.agents.base import Agent
-from rlrun.errors import ConfigError, RlrunError
+from rlrun.collect import EnvFactory, EnvPool, make_env, make_pool
+from rlrun.errors import ConfigError
+from rlrun.instantiate import instantiate_node
 from rlrun.replay.buffer import ReplayBuffer
 
 
-def _instantiate(node: DictConfig, group: str, **kwargs: Any) -> Any:
-    try:
-        return instantiate(node, _convert_="all", **kwargs)
-    except InstantiationException as e:
-        cause = e.__cause__
-        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
-            cause = cause.__cause__
-        if isinstance(cause, RlrunError):
-            raise cause from None
-        if isinstance(cause, (TypeError, ValueError)):
-            raise ConfigError(f"{group}: {cause}") from None
-        raise
-
-
 def build_env(cfg: DictConfig, log_dir: Path | None = None, evaluation: bool = False) -> gym.Env:
-    """`log_dir`: where envs that keep their own logs (the consensus env's shadow-mode and circuit-breaker
-    event files) write them, unless the config names a directory itself. `evaluation`: apply the env class's
-    `eval_kwargs` (e.g. the inverter's held-out days, `split=test`) so evaluation never sees training data."""
-    from rlrun.config import locate, parameters
-
-    target = locate(cfg.env._target_)
-    extra: dict[str, Any] = dict(getattr(target, "eval_kwargs", {})) if evaluation else {}
-    if log_dir is not None and "log_dir" in parameters(target)[0] and not cfg.env.get("log_dir"):
-        log_dir.mkdir(parents=True, exist_ok=True)
-        extra["log_dir"] = str(log_dir)
-    env = _instantiate(cfg.env, "env", **extra)
-    if not isinstance(env, gym.Env):
-        raise ConfigError(f"env._target_ {cfg.env._target_} did not return a gymnasium.Env")
-    return env
+    """One env copy in this process (see rlrun.collect.make_env for `log_dir` and `evaluation`)."""
+    return make_env(cfg.env, log_dir, evaluation)
 
 
-def build_agent(cfg: DictConfig, env: gym.Env, node: DictConfig | None = None) -> Agent:
-    agent = _instantiate(
+def build_pool(cfg: DictConfig, log_dir: Path | None = None, evaluation: bool = False,
+               num_envs: int | None = None) -> EnvPool:
+    """`num_envs` copies of the env (default cfg.num_envs) stepped by the backend `cfg.vector` names."""
+    ray_address = cfg.ray.address if cfg.get("ray") is not None else None
+    return make_pool(EnvFactory(cfg.env, log_dir, evaluation), int(num_envs or cfg.num_envs), str(cfg.vector),
+                     float(cfg.env_timeout), ray_address)
+
+
+def env_default_action(env: gym.Env | EnvPool) -> Any:
+    """The env's `default_action()` (its static configuration), or None."""
+    if isinstance(env, EnvPool):
+        return env.call("default_action", indices=[0])[0] if env.has_method("default_action") else None
+    default = getattr(env.unwrapped, "default_action", None)
+    return default() if callable(default) else None
+
+
+def build_agent(cfg: DictConfig, env: gym.Env | EnvPool, node: DictConfig | None = None) -> Agent:
+    """The agent for `env` (one env or a pool of copies: only their spaces and default action are read)."""
+    agent = instantiate_node(
         node if node is not None else cfg.agent,
         "agent",
         observation_space=env.observation_space,
@@ -60,13 +50,14 @@ def build_agent(cfg: DictConfig, env: gym.Env, node: DictConfig | None = None) -
     )
     if not isinstance(agent, Agent):
         raise ConfigError(f"agent._target_ {cfg.agent._target_} is not an rlrun.agents.base.Agent")
-    default = getattr(env.unwrapped, "default_action", None)
-    if hasattr(agent, "use_env_default") and callable(default):
-        agent.use_env_default(default())  # static baseline: the env's own default configuration
+    if hasattr(agent, "use_env_default"):
+        default = env_default_action(env)
+        if default is not None:
+            agent.use_env_default(default)  # static baseline: the env's own default configuration
     return agent
 
 
-def build_baseline(cfg: DictConfig, env: gym.Env) -> Agent | None:
+def build_baseline(cfg: DictConfig, env: gym.Env | EnvPool) -> Agent | None:
     """The agent named by `cfg.baseline` (e.g. `static`), built from its packaged config, or None."""
     name = cfg.get("baseline")
     if not name:
@@ -78,8 +69,8 @@ def build_baseline(cfg: DictConfig, env: gym.Env) -> Agent | None:
     return build_agent(cfg, env, OmegaConf.load(path))
 
 
-def build_replay(cfg: DictConfig, env: gym.Env, agent: Agent) -> ReplayBuffer:
-    return _instantiate(
+def build_replay(cfg: DictConfig, env: gym.Env | EnvPool, agent: Agent) -> ReplayBuffer:
+    return instantiate_node(
         cfg.replay,
         "replay",
         observation_space=env.observation_space,
@@ -87,6 +78,7 @@ def build_replay(cfg: DictConfig, env: gym.Env, agent: Agent) -> ReplayBuffer:
         gamma=agent.gamma,
         device=agent.device,
         seed=int(cfg.seed) + 1,
+        num_envs=int(cfg.get("num_envs", 1)),
     )
 
 

@@ -28,7 +28,7 @@ KEYVALUE_COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("rlrun.plots:plot_command", "write a run's plots again: run=<dir>"),
     "export": ("rlrun.deploy.export:export_command", "export a trained actor: run=<dir> format=fixedpoint [--verify]"),
     "advise": ("rlrun.deploy.rollup:advise_command", "rollup advisory from a consensus run: run=<dir>"),
-    "collect": ("rlrun.collect:collect_command", "write a transitions dataset: env=<name> agent=<name> episodes=N"),
+    "collect": ("rlrun.commands.collect:collect_command", "write a transitions dataset: env=<name> agent=<name> episodes=N"),
     "report": ("rlrun.sweep_report:report_command", "summarise a sweep directory: sweep=<dir>"),
 }
 

@@ -11,16 +11,22 @@ Two layers:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rlrun.errors import ConfigError
+
+
+@dataclass
+class RayConfig:
+    address: Any = None  # null: start a local Ray; "<head>:6379" (or "auto"): join a running cluster
 
 
 @dataclass
@@ -45,6 +51,10 @@ class RunConfig:
     dataset: Any = None
     plots: bool = True
     baseline: Any = "static"
+    num_envs: int = 1
+    vector: str = "sync"
+    env_timeout: float = 600.0
+    ray: RayConfig = field(default_factory=RayConfig)
 
 
 def register_schemas() -> None:
@@ -67,10 +77,11 @@ def validate_run(cfg: DictConfig) -> None:
         "eval_episodes": cfg.eval_episodes >= 1,
         "checkpoint_every": cfg.checkpoint_every >= 0,
         "torch_threads": cfg.torch_threads >= 1,
+        "num_envs": cfg.num_envs >= 1,
     }
     for key, ok in checks.items():
         if not ok:
-            minimum = 1 if key in ("total_steps", "train_every", "eval_episodes", "torch_threads") else 0
+            minimum = 1 if key in ("total_steps", "train_every", "eval_episodes", "torch_threads", "num_envs") else 0
             raise ConfigError(f"{key} must be >= {minimum}, got {cfg[key]}")
     if cfg.device not in DEVICES:
         raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
@@ -79,6 +90,24 @@ def validate_run(cfg: DictConfig) -> None:
         if node is None or "_target_" not in node:
             raise ConfigError(f"config group '{group}' is missing or has no _target_")
         validate_target(node, group)
+    validate_vector(cfg)
+
+
+VECTOR_MODES = ("sync", "async", "ray")
+
+
+def validate_vector(cfg: DictConfig) -> None:
+    """num_envs / vector / env_timeout, and whether the agent can act for several env copies at once."""
+    if cfg.vector not in VECTOR_MODES:
+        raise ConfigError(f"vector must be one of {', '.join(VECTOR_MODES)}, got {cfg.vector!r}")
+    if not cfg.env_timeout > 0:
+        raise ConfigError(f"env_timeout must be > 0 seconds, got {cfg.env_timeout}")
+    if cfg.vector == "ray" and importlib.util.find_spec("ray") is None:
+        raise ConfigError("vector=ray needs Ray, which is not installed: pip install 'rlrun[ray]'")
+    agent = locate(cfg.agent._target_)
+    if cfg.num_envs > 1 and not getattr(agent, "batched_acting", False):
+        raise ConfigError(f"agent {agent.__name__} acts for one env stream only (per-stream state): it cannot "
+                          f"drive num_envs={cfg.num_envs}; use num_envs=1")
 
 
 # ---- validation of instantiated groups against their constructor --------------------------------------
@@ -87,7 +116,7 @@ def validate_run(cfg: DictConfig) -> None:
 INJECTED = {
     "env": set(),
     "agent": {"observation_space", "action_space", "device", "seed"},
-    "replay": {"observation_space", "action_space", "gamma", "device", "seed"},
+    "replay": {"observation_space", "action_space", "gamma", "device", "seed", "num_envs"},
 }
 
 

@@ -19,3 +19,8 @@ class CheckpointError(RlrunError):
 
 class TrainingDivergedError(RlrunError, FloatingPointError):
     """A loss became NaN or infinite: the run stops with a one-line report instead of training on garbage."""
+
+
+class EnvCopyError(RlrunError):
+    """An env copy failed: its env raised, its worker process died or hung, or its Ray actor was lost. The
+    message names the copy; the trainer checkpoints before the error reaches the user."""

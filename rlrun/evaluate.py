@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from rlrun.agents.base import Agent
+from rlrun.collect import EnvPool
+from rlrun.collect.pool import SyncPool
 from rlrun.errors import CheckpointError, ConfigError
 
 
@@ -44,26 +45,62 @@ class InfoAverager:
         self.counts = dict(state["counts"])
 
 
-def evaluate_policy(env: gym.Env, agent: Agent, episodes: int, seed: int) -> dict[str, Any]:
+def evaluate_policy(envs: gym.Env | EnvPool, policy: Any, episodes: int, seed: int) -> dict[str, Any]:
     """Run `episodes` deterministic episodes with seeds seed, seed+1, ...; the same seeds every call, so
-    evaluations across training and across agents (trained vs baseline) see the same situations."""
-    returns, lengths, per_episode_metrics = [], [], []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        agent.reset_episode()
-        averager = InfoAverager()
-        ret, length, done = 0.0, 0, False
-        while not done:
-            obs, reward, terminated, truncated, info = env.step(agent.act(obs, explore=False))
-            if info.get("agent_reload") and hasattr(agent, "clear"):
-                agent.clear()  # circuit breaker tripped: drop the in-memory policy, reload on next act
-            ret += float(reward)
-            length += 1
-            averager.add(info)
-            done = terminated or truncated
-        returns.append(ret)
-        lengths.append(length)
-        per_episode_metrics.append(averager.means())
+    evaluations across training and across agents (trained vs baseline) see the same situations.
+
+    Given a pool of copies, a policy that acts in batches (`batched_acting`) plays one episode per copy at a
+    time, each copy taking the next seed when its episode ends; episode i always has seed `seed + i`, so the
+    result does not depend on the number of copies. Any object with `act(obs, explore)` can be evaluated; the
+    optional hooks (`act_batch`, `reset_episode`, `clear`) are used when it has them.
+    """
+    pool = envs if isinstance(envs, EnvPool) else SyncPool.of(envs)
+    batched = bool(getattr(policy, "batched_acting", False)) and hasattr(policy, "act_batch")
+    width = min(pool.num_envs if batched else 1, episodes)
+    reset_episode = getattr(policy, "reset_episode", None)
+    returns, lengths = np.zeros(episodes), np.zeros(episodes, dtype=int)
+    per_episode_metrics: list[dict[str, float]] = [{} for _ in range(episodes)]
+    averagers = [InfoAverager() for _ in range(episodes)]
+    obs = np.zeros((pool.num_envs, *pool.observation_space.shape), dtype=pool.observation_space.dtype)
+    playing: dict[int, int] = {}  # env copy -> episode index
+    next_episode = 0
+
+    def start(copies: list[int]) -> None:
+        nonlocal next_episode
+        first = next_episode
+        next_episode += len(copies)
+        start_obs, _ = pool.reset([seed + first + j for j in range(len(copies))], indices=copies)
+        for j, c in enumerate(copies):
+            playing[c] = first + j
+            obs[c] = start_obs[j]
+        if reset_episode is not None and not batched:
+            reset_episode()
+
+    start(list(range(width)))
+    while playing:
+        copies = sorted(playing)
+        if batched:
+            actions = policy.act_batch(obs[copies], explore=False)
+        else:
+            actions = [policy.act(obs[c], explore=False) for c in copies]
+        res = pool.step(actions, indices=copies)
+        finished = []
+        for row, c in enumerate(copies):
+            ep, info = playing[c], res.infos[row]
+            if info.get("agent_reload") and hasattr(policy, "clear"):
+                policy.clear()  # circuit breaker tripped: drop the in-memory policy, reload on next act
+            returns[ep] += float(res.rewards[row])
+            lengths[ep] += 1
+            averagers[ep].add(info)
+            obs[c] = res.obs[row]
+            if res.terminated[row] or res.truncated[row]:
+                per_episode_metrics[ep] = averagers[ep].means()
+                finished.append(c)
+        for c in finished:
+            del playing[c]
+        for c in finished:
+            if next_episode < episodes:
+                start([c])
     keys = sorted(set().union(*per_episode_metrics)) if per_episode_metrics else []
     metrics = {k: float(np.mean([m[k] for m in per_episode_metrics if k in m])) for k in keys}
     return {
@@ -94,9 +131,15 @@ def format_comparison(comp: dict[str, Any]) -> str:
             f"improvement over baseline {comp['improvement']:+.3f}{pct}")
 
 
-def key_metrics(env: gym.Env) -> list[str]:
+def tensorboard_layout(env: gym.Env | EnvPool) -> dict[str, Any] | None:
+    if isinstance(env, EnvPool):
+        return env.attr("tensorboard_layout")
+    return getattr(env.unwrapped, "tensorboard_layout", None)
+
+
+def key_metrics(env: gym.Env | EnvPool) -> list[str]:
     """The metrics an env shows first: those its TensorBoard layout charts, in layout order."""
-    layout = getattr(env.unwrapped, "tensorboard_layout", None) or {}
+    layout = tensorboard_layout(env) or {}
     keys: list[str] = []
     for charts in layout.values():
         for _, tags in charts.values():

@@ -1,9 +1,16 @@
-"""The one training loop: env <-> agent <-> replay <-> logger <-> checkpoints.
+"""The one training loop: env copies <-> agent <-> data source <-> logger <-> checkpoints.
 
-Two data sources, one loop: online agents step the environment (storing transitions in replay, or updating
-on each transition when `agent.uses_replay` is False); offline agents (`agent.offline`) sample a dataset
-loaded into the replay buffer and use the environment only for evaluation. `step` counts env steps online
-and gradient updates offline.
+Three data sources, one loop:
+- replay (off-policy): every env step is stored in the replay buffer; every `train_every` env steps (summed
+  over the copies) the agent does `gradient_steps` updates on sampled batches. Agents without replay update
+  on each transition instead (`agent.uses_replay` False).
+- rollout (on-policy, `agent.on_policy`): `num_envs x n_steps` steps fill a rollout buffer through the agent's
+  `policy_step`; a full buffer gets GAE(lambda) advantages and one `update`, then starts over.
+- dataset (offline, `agent.offline`): a dataset loaded into the replay buffer; the env copies only evaluate.
+
+Online, each loop iteration steps all `num_envs` copies at once (rlrun.collect) with one batched `act`, and
+`step` counts env steps summed over the copies (gradient updates offline). The pools never autoreset: a copy
+whose episode ended is reset here after its last transition is stored, so no transition crosses episodes.
 """
 
 from __future__ import annotations
@@ -22,10 +29,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from rlrun.build import build_agent, build_baseline, build_env, build_replay, load_dataset
+from rlrun.build import build_agent, build_baseline, build_pool, build_replay, load_dataset
 from rlrun.checkpoint import load_checkpoint, save_checkpoint
+from rlrun.collect import StepResult
 from rlrun.config import validate_run
-from rlrun.errors import CheckpointError, ConfigError, TrainingDivergedError
+from rlrun.errors import CheckpointError, ConfigError, EnvCopyError, TrainingDivergedError
 from rlrun.evaluate import (
     InfoAverager,
     compare,
@@ -33,9 +41,11 @@ from rlrun.evaluate import (
     format_comparison,
     format_result,
     key_metrics,
+    tensorboard_layout,
 )
 from rlrun.logger import RunLogger
 from rlrun.replay.buffer import Batch
+from rlrun.replay.rollout import PolicyStep, RolloutBuffer
 from rlrun.spaces import flatten_action, sample_action
 
 log = logging.getLogger("rlrun")
@@ -45,15 +55,23 @@ LOSS_LOG_EVERY = 1000  # env steps between averaged loss scalars
 
 @dataclass
 class Progress:
-    """Counters persisted in every checkpoint."""
+    """Counters persisted in every checkpoint; `episode_returns`/`episode_lengths` are per env copy."""
 
     step: int = 0
     episode: int = 0
-    episode_return: float = 0.0
-    episode_length: int = 0
+    episode_returns: list[float] = field(default_factory=lambda: [0.0])
+    episode_lengths: list[int] = field(default_factory=lambda: [0])
     best_eval: float = -math.inf
     best_step: int = -1
     recent_returns: list[float] = field(default_factory=list)
+
+
+def crossed(before: int, now: int, every: int, start: int = 0) -> int:
+    """How many multiples of `every` that are >= `start` lie in (before, now]: the rounds, evaluations or
+    checkpoints due when the step counter jumps from `before` to `now` (by num_envs at a time)."""
+    if not every or now < start:
+        return 0
+    return now // every - max(before, start - 1) // every
 
 
 class StopRequested:
@@ -92,73 +110,116 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.labels = labels or {}
         self.resume = resume
+        self.num_envs = int(cfg.num_envs)
         torch.set_num_threads(int(cfg.torch_threads))
         torch.manual_seed(int(cfg.seed))
-        self.env = build_env(cfg, log_dir=self.run_dir)
-        self.eval_env = build_env(cfg, log_dir=self.run_dir / "eval", evaluation=True)
-        self.agent = build_agent(cfg, self.env)
-        self.baseline = build_baseline(cfg, self.eval_env)
-        self.key_metrics = key_metrics(self.env)
+        self.envs = build_pool(cfg, log_dir=self.run_dir)
+        try:
+            self.eval_envs = build_pool(cfg, log_dir=self.run_dir / "eval", evaluation=True,
+                                        num_envs=min(self.num_envs, int(cfg.eval_episodes)))
+        except BaseException:
+            self.envs.close()
+            raise
+        try:
+            self._build(cfg)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self, cfg: DictConfig) -> None:
+        n = self.num_envs
+        self.agent = build_agent(cfg, self.envs)
+        self.baseline = build_baseline(cfg, self.eval_envs)
+        self.key_metrics = key_metrics(self.envs)
         self.offline = bool(self.agent.offline)
-        self.replay = build_replay(cfg, self.env, self.agent) if (self.agent.uses_replay or self.offline) else None
+        self.replay = build_replay(cfg, self.envs, self.agent) if (self.agent.uses_replay or self.offline) else None
+        self.rollout = self._build_rollout() if self.agent.on_policy and not self.offline else None
         if self.offline:
             if not cfg.dataset:
                 raise ConfigError(f"agent {type(self.agent).__name__} is offline: set dataset=<path to .npz>")
             self.replay.add_dataset(load_dataset(str(cfg.dataset)))
         self.rng = np.random.default_rng(int(cfg.seed) + 2)  # random actions during learning_starts
-        self.progress = Progress()
-        self.info_avg = InfoAverager()
+        self.progress = Progress(episode_returns=[0.0] * n, episode_lengths=[0] * n)
+        self.info_avg = [InfoAverager() for _ in range(n)]
         self.obs: np.ndarray | None = None
-        self.last_info: dict[str, Any] = {}  # the latest step's info (its action mask guides random actions)
+        self.last_infos: list[dict[str, Any]] = [{} for _ in range(n)]  # their action masks guide random actions
         self.ckpt_dir = self.run_dir / "checkpoints"
-        if resume:
+        if self.resume:
             self._restore(load_checkpoint(self.ckpt_dir / "last.pt"))
 
+    def _build_rollout(self) -> RolloutBuffer:
+        agent, n = self.agent, self.num_envs
+        if agent.batch_size > agent.n_steps * n:
+            raise ConfigError(f"agent.batch_size={agent.batch_size} is larger than a rollout "
+                              f"(agent.n_steps={agent.n_steps} x num_envs={n}); lower it or collect more")
+        obs_dim = int(np.prod(self.envs.observation_space.shape))
+        return RolloutBuffer(agent.n_steps, n, obs_dim, agent.raw_dim, agent.mask_dim, device=agent.device)
+
+    def close(self) -> None:
+        """Stop the env copies (worker processes, Ray actors)."""
+        for pool in (getattr(self, "envs", None), getattr(self, "eval_envs", None)):
+            if pool is not None:
+                pool.close()
+
     # ---- checkpoints --------------------------------------------------------------------------------
-    def _payload(self) -> dict[str, Any]:
-        env_state = self.env.unwrapped.get_state() if hasattr(self.env.unwrapped, "get_state") else None
+    def _payload(self, env_states: bool = True) -> dict[str, Any]:
+        states = self.envs.call("get_state") if env_states and self.envs.has_method("get_state") else None
         return {
             "agent": self.agent.state_dict(),
             "replay": self.replay.state_dict() if self.replay is not None else None,
-            "trainer": {**asdict(self.progress), "info_avg": self.info_avg.state_dict(),
+            "rollout": self.rollout.state_dict() if self.rollout is not None else None,
+            "trainer": {**asdict(self.progress), "info_avg": [a.state_dict() for a in self.info_avg],
                         "obs": None if self.obs is None else torch.as_tensor(self.obs)},
             "rng": {"torch": torch.get_rng_state(), "trainer": self.rng.bit_generator.state},
-            "env": env_state,
+            "env": states,
         }
 
-    def save(self, name: str) -> None:
-        save_checkpoint(self.ckpt_dir / f"{name}.pt", self._payload())
+    def save(self, name: str, env_states: bool = True) -> None:
+        save_checkpoint(self.ckpt_dir / f"{name}.pt", self._payload(env_states))
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
         try:
             self.agent.load_state_dict(ckpt["agent"])
             if self.replay is not None and ckpt["replay"] is not None and not self.offline:
                 self.replay.load_state_dict(ckpt["replay"])
+            if self.rollout is not None:
+                self.rollout.load_state_dict(ckpt["rollout"])
             t = dict(ckpt["trainer"])
-            self.info_avg.load_state_dict(t.pop("info_avg"))
+            averagers = t.pop("info_avg")
             obs = t.pop("obs")
             self.progress = Progress(**t)
+            if len(averagers) != self.num_envs or len(self.progress.episode_returns) != self.num_envs:
+                raise ValueError(f"it was written by a run with num_envs={len(averagers)}, this one has "
+                                 f"num_envs={self.num_envs}")
+            for avg, state in zip(self.info_avg, averagers, strict=True):
+                avg.load_state_dict(state)
             torch.set_rng_state(ckpt["rng"]["torch"])
             self.rng.bit_generator.state = ckpt["rng"]["trainer"]
         except (KeyError, RuntimeError, TypeError, ValueError) as e:
             raise CheckpointError(f"checkpoint does not match this run's config ({e})") from None
         if self.offline:
             return
-        # Re-enter the interrupted episode exactly when the env can restore its state; otherwise start
-        # a fresh, deterministically seeded episode.
-        self.obs, self.last_info = self.env.reset(seed=int(self.cfg.seed) + 7919 * self.progress.episode)
-        if ckpt["env"] is not None and obs is not None and hasattr(self.env.unwrapped, "set_state"):
-            self.env.unwrapped.set_state(ckpt["env"])
+        # Re-enter the interrupted episodes exactly when the env can restore its state; otherwise start fresh,
+        # deterministically seeded episodes.
+        seeds = [int(self.cfg.seed) + 7919 * self.progress.episode + i for i in range(self.num_envs)]
+        self.obs, self.last_infos = self.envs.reset(seeds)
+        if ckpt["env"] is not None and obs is not None and self.envs.has_method("set_state"):
+            self.envs.call("set_state", [(state,) for state in ckpt["env"]])
             self.obs = obs.numpy()
         else:
-            log.warning("env has no get_state/set_state: the interrupted episode restarts from a reset")
-            self.progress.episode_return, self.progress.episode_length = 0.0, 0
-            self.info_avg.reset()
+            log.warning("env copies restart the interrupted episodes from a reset (the env has no "
+                        "get_state/set_state, or a copy failed before the checkpoint)")
+            p = self.progress
+            p.episode_returns, p.episode_lengths = [0.0] * self.num_envs, [0] * self.num_envs
+            for avg in self.info_avg:
+                avg.reset()
+            if self.rollout is not None:
+                self.rollout.reset()  # a rollout must not continue across the restarted episodes
 
     # ---- evaluation ---------------------------------------------------------------------------------
     def evaluate(self, logger: RunLogger) -> dict[str, Any]:
         cfg, p = self.cfg, self.progress
-        result = evaluate_policy(self.eval_env, self.agent, int(cfg.eval_episodes), int(cfg.eval_seed))
+        result = evaluate_policy(self.eval_envs, self.agent, int(cfg.eval_episodes), int(cfg.eval_seed))
         logger.evaluation(p.step, p.episode, result)
         if result["return_mean"] > p.best_eval:
             p.best_eval, p.best_step = result["return_mean"], p.step
@@ -168,37 +229,52 @@ class Trainer:
 
     # ---- the loop -----------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        finally:
+            self.close()
+
+    def _run(self) -> dict[str, Any]:
         cfg, p = self.cfg, self.progress
         total = int(cfg.total_steps)
         logger = RunLogger(self.run_dir, total, p.step, bool(cfg.progress), self.resume,
-                           getattr(self.env.unwrapped, "tensorboard_layout", None))
+                           tensorboard_layout(self.envs))
         if self.obs is None and not self.offline:
-            self.obs, self.last_info = self.env.reset(seed=int(cfg.seed))
+            self.obs, self.last_infos = self.envs.reset([int(cfg.seed) + i for i in range(self.num_envs)])
         losses: dict[str, list[float]] = {}
         recent = deque(p.recent_returns, maxlen=20)
         t0, step0, last_bar = time.perf_counter(), p.step, p.step
         interrupted = None
         with StopRequested() as stop:
             while p.step < total and not stop:
-                if self.offline:
-                    self._learn(losses)
-                    p.step += 1
-                else:
-                    self._env_step(logger, losses, recent)
-                if p.step % LOSS_LOG_EVERY == 0 and losses:
+                before = p.step
+                try:
+                    if self.offline:
+                        self._learn(losses)
+                        p.step += 1
+                    else:
+                        self._env_step(logger, losses, recent)
+                except EnvCopyError as e:
+                    p.recent_returns = list(recent)
+                    self.save("last", env_states=False)  # a failed copy cannot report its state
+                    logger.message(f"stopped at step {p.step}: {e}; checkpoint written, continue with "
+                                   f"`rlrun train resume={self.run_dir}`")
+                    logger.close()
+                    raise
+                if crossed(before, p.step, LOSS_LOG_EVERY) and losses:
                     sps = (p.step - step0) / max(time.perf_counter() - t0, 1e-9)
                     logger.scalars({**{k: float(np.mean(v)) for k, v in losses.items()}, "time/sps": sps}, p.step)
                     losses.clear()
-                if p.step - last_bar >= 100 or p.step == total:
+                if p.step - last_bar >= 100 or p.step >= total:
                     sps = (p.step - step0) / max(time.perf_counter() - t0, 1e-9)
                     post = {"sps": f"{sps:.0f}"}
                     if recent:
                         post["return"] = f"{np.mean(recent):.3g}"
                     logger.progress(p.step - last_bar, post)
                     last_bar = p.step
-                if cfg.eval_every and p.step % int(cfg.eval_every) == 0 and p.step < total:
+                if crossed(before, p.step, int(cfg.eval_every)) and p.step < total:
                     self.evaluate(logger)
-                if cfg.checkpoint_every and p.step % int(cfg.checkpoint_every) == 0:
+                if crossed(before, p.step, int(cfg.checkpoint_every)):
                     p.recent_returns = list(recent)
                     self.save("last")
             interrupted = stop.signum
@@ -218,36 +294,83 @@ class Trainer:
         return summary
 
     def _env_step(self, logger: RunLogger, losses: dict[str, list[float]], recent: deque) -> None:
-        cfg, p = self.cfg, self.progress
-        if p.step < int(cfg.learning_starts) and self.agent.uses_replay:
-            action = sample_action(self.env.action_space, self.rng, self.last_info.get("action_mask"))
+        """One step of every env copy: act, step, store, end episodes, learn."""
+        cfg, p, agent = self.cfg, self.progress, self.agent
+        decision: PolicyStep | None = None
+        masks = self._action_masks() if self.rollout is not None else None
+        if self.rollout is not None:
+            decision = agent.policy_step(self.obs, masks)
+            actions = decision.actions
+        elif p.step < int(cfg.learning_starts) and agent.uses_replay:
+            actions = [sample_action(self.envs.action_space, self.rng, info.get("action_mask"))
+                       for info in self.last_infos]
         else:
-            action = self.agent.act(self.obs, explore=True)
-        next_obs, reward, terminated, truncated, info = self.env.step(action)
-        self.last_info = info
-        p.step += 1
-        p.episode_return += float(reward)
-        p.episode_length += 1
-        self.info_avg.add(info)
-        if self.replay is not None:
-            self.replay.add(self.obs, action, reward, next_obs, terminated, truncated)
+            actions = agent.act_batch(self.obs, explore=True)
+        res = self.envs.step(actions)
+        before = p.step
+        p.step += self.num_envs
+        for i in range(self.num_envs):
+            p.episode_returns[i] += float(res.rewards[i])
+            p.episode_lengths[i] += 1
+            self.info_avg[i].add(res.infos[i])
+        if decision is not None:
+            self._store_rollout(decision, res, masks)
+        elif self.replay is not None:
+            for i in range(self.num_envs):
+                self.replay.add(self.obs[i], actions[i], res.rewards[i], res.obs[i], res.terminated[i],
+                                res.truncated[i], env_index=i)
             self.replay.on_step(p.step)
         else:
-            self._record(self.agent.update(self._single(action, reward, next_obs, terminated)), losses)
-        self.agent.on_step(p.step)
-        self.obs = next_obs
-        if terminated or truncated:
-            p.episode += 1
-            logger.episode(p.step, p.episode, p.episode_return, p.episode_length, self.info_avg.means())
-            recent.append(p.episode_return)
-            p.episode_return, p.episode_length = 0.0, 0
-            self.info_avg.reset()
-            self.agent.on_episode_end()
-            self.obs, self.last_info = self.env.reset()
-        if (self.replay is not None and p.step >= int(cfg.learning_starts)
-                and p.step % int(cfg.train_every) == 0):
-            for _ in range(int(cfg.gradient_steps)):
+            for i in range(self.num_envs):
+                self._record(agent.update(self._single(i, actions[i], res)), losses)
+        agent.on_step(p.step)
+        self.obs, self.last_infos = res.obs, res.infos
+        self._end_episodes(res, logger, recent)
+        if self.rollout is not None:
+            if self.rollout.full:
+                self.rollout.compute_advantages(agent.value(self.obs), agent.gamma, agent.gae_lambda)
+                self._record(agent.update(self.rollout), losses)
+                self.rollout.reset()
+        elif self.replay is not None:
+            rounds = crossed(before, p.step, int(cfg.train_every), start=int(cfg.learning_starts))
+            for _ in range(rounds * int(cfg.gradient_steps)):
                 self._learn(losses)
+
+    def _end_episodes(self, res: StepResult, logger: RunLogger, recent: deque) -> None:
+        """Log the episodes that ended in this step and reset their copies (a fresh, unseeded episode)."""
+        p = self.progress
+        ended = np.flatnonzero(res.terminated | res.truncated)
+        for i in ended:
+            p.episode += 1
+            logger.episode(p.step, p.episode, p.episode_returns[i], p.episode_lengths[i], self.info_avg[i].means())
+            recent.append(p.episode_returns[i])
+            p.episode_returns[i], p.episode_lengths[i] = 0.0, 0
+            self.info_avg[i].reset()
+            self.agent.on_episode_end(int(i))
+        if len(ended):
+            obs, infos = self.envs.reset([None] * len(ended), indices=ended.tolist())
+            self.obs[ended] = obs
+            for row, i in enumerate(ended):
+                self.last_infos[i] = infos[row]
+
+    def _action_masks(self) -> np.ndarray | None:
+        """The copies' `info["action_mask"]` stacked [N, n] (all actions valid for a copy that gives none)."""
+        dim = self.agent.mask_dim
+        if not dim:
+            return None
+        masks = np.ones((self.num_envs, dim), dtype=bool)
+        for i, info in enumerate(self.last_infos):
+            if info.get("action_mask") is not None:
+                masks[i] = np.asarray(info["action_mask"], dtype=bool).reshape(-1)
+        return masks
+
+    def _store_rollout(self, decision: PolicyStep, res: StepResult, masks: np.ndarray | None) -> None:
+        """A truncated episode is bootstrapped from the value of its final observation; a terminated one not."""
+        rewards = res.rewards.astype(np.float64)
+        cut = np.flatnonzero(res.truncated & ~res.terminated)
+        if len(cut):
+            rewards[cut] += self.agent.gamma * self.agent.value(res.obs[cut])
+        self.rollout.add(decision, rewards, res.terminated | res.truncated, masks)
 
     def _learn(self, losses: dict[str, list[float]]) -> None:
         batch = self.replay.sample(self.agent.batch_size)
@@ -264,16 +387,16 @@ class Trainer:
                     raise TrainingDivergedError(f"{k} became {v} at step {self.progress.step}: training diverged")
                 losses.setdefault(k, []).append(float(v))
 
-    def _single(self, action: Any, reward: float, next_obs: np.ndarray, terminated: bool) -> Batch:
-        """A batch of one transition, for online agents without replay."""
-        return Batch.single(self.obs, flatten_action(self.env.action_space, action), reward, next_obs, terminated,
-                            self.agent.gamma, self.agent.device)
+    def _single(self, i: int, action: Any, res: StepResult) -> Batch:
+        """A batch of one transition of copy i, for online agents without replay."""
+        return Batch.single(self.obs[i], flatten_action(self.envs.action_space, action), res.rewards[i],
+                            res.obs[i], res.terminated[i], self.agent.gamma, self.agent.device)
 
     # ---- end of run ---------------------------------------------------------------------------------
     def _finish(self, logger: RunLogger, final: dict[str, Any], elapsed: float, steps: int) -> dict[str, Any]:
         p = self.progress
         if self.baseline is not None:
-            base = evaluate_policy(self.eval_env, self.baseline, int(self.cfg.eval_episodes),
+            base = evaluate_policy(self.eval_envs, self.baseline, int(self.cfg.eval_episodes),
                                    int(self.cfg.eval_seed))
             final["baseline"] = compare(final, base, self.cfg.baseline)
             logger.message(format_comparison(final["baseline"]))

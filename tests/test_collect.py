@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from rlrun.collect import collect_command, read_schema
+from rlrun.commands.collect import collect_command, read_schema
 from rlrun.envs.inverter import InverterEnv
 from rlrun.errors import ConfigError
 from rlrun.replay.buffer import ReplayBuffer

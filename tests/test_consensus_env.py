@@ -333,6 +333,7 @@ def test_trained_ddpg_in_conservative_mode_beats_static_defaults(tmp_path):
     """Quality bar: DDPG trained 4,000 decisions in Conservative mode beats the static defaults on the seed's
     reward over 10 held-out seeds (about 2 minutes on one core)."""
     from conftest import compose
+    from rlrun.build import build_env
     from rlrun.deploy.export import FixedPointAgent
     from rlrun.evaluate import evaluate_policy
     from rlrun.trainer import Trainer
@@ -358,7 +359,7 @@ def test_trained_ddpg_in_conservative_mode_beats_static_defaults(tmp_path):
         def act(self, obs, explore=False):
             return np.zeros(5, dtype=np.float32)
 
-    env = trainer.eval_env
+    env = build_env(cfg, log_dir=tmp_path / "heldout", evaluation=True)  # the run closed its own copies
     trained = evaluate_policy(env, trainer.agent, 10, 2_000_000)
     static = evaluate_policy(env, Static(), 10, 2_000_000)
     assert trained["return_mean"] > static["return_mean"]

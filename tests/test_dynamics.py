@@ -161,7 +161,7 @@ def test_expected_phase_cost_closed_form_and_quantile_optimum():
 
 
 def test_policy_controller_trains_through_the_model(tmp_path):
-    from rlrun.collect import collect_command
+    from rlrun.commands.collect import collect_command
 
     collect_command(["env=inverter", "agent=heuristic", "reward=export", "env.episode_s=150", "episodes=3",
                      f"out={tmp_path}"])
@@ -190,7 +190,7 @@ def test_model_based_policy_beats_the_pi_baseline_on_held_out_days(tmp_path):
     Measured (rlrun train ... agent=dynamics, same settings): export 0.0310 vs 0.0340 kWh per window, import
     0.0991 vs 0.1036 kWh."""
     from rlrun.agents.heuristic import ExportPI
-    from rlrun.collect import collect_command
+    from rlrun.commands.collect import collect_command
     from rlrun.envs.inverter import InverterEnv
     from rlrun.envs.inverter.compare import evaluate
 

@@ -5,16 +5,22 @@ with `observation_space`, `action_space`, `device` and `seed` passed in by the t
 spaces it cannot drive in `check_spaces` (called from `__init__`) so a bad pairing fails before training.
 
 Lifecycle driven by `rlrun.trainer`:
-    act(obs, explore)      -> action in the env's action space (numpy / int / (k, x) tuple)
+    act_batch(obs, explore) -> one action per env copy for a batch of observations [N, obs_dim], in one forward
+                              pass (agents with `batched_acting`); actions are env-native (numpy / int / (k, x))
+    act(obs, explore)      -> the action for one observation (evaluation, deployment): act_batch on a batch of 1
     update(batch)          -> {"loss/...": float, ...}; may include "td_error": np.ndarray[B] for prioritized replay
-    on_step(step)          -> schedules (noise decay, epsilon, ...) once per env step
-    on_episode_end()       -> per-episode resets (OU noise, ...)
+    on_step(step)          -> schedules (noise decay, epsilon, ...) with the env steps summed over all copies
+    on_episode_end(i)      -> per-episode resets of env copy i (its OU noise state, ...)
     state_dict() / load_state_dict() -> everything needed to resume exactly (nets, targets, optimisers, RNG)
 
 Class attributes:
     uses_replay   True: the trainer stores transitions in the replay buffer and samples `batch_size` batches.
                   False: the trainer calls update() with each single transition as a batch of 1 (online).
     offline       True: the agent learns from a dataset (`dataset=<path>`), the env is used only for evaluation.
+    on_policy     True: the trainer fills a rollout buffer (rlrun.replay.rollout) of num_envs x n_steps through
+                  `policy_step` and calls update(rollout) when it is full (PPO).
+    batched_acting  True: act_batch handles N > 1 copies (per-copy exploration state); False: the agent keeps
+                  acting state for one env stream and refuses num_envs > 1.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ class Agent(abc.ABC):
 
     uses_replay: bool = True
     offline: bool = False
+    on_policy: bool = False
+    batched_acting: bool = False
     #: names of space kinds this agent accepts: "box", "discrete", "hybrid"
     supported_action_spaces: tuple[str, ...] = ("box",)
 
@@ -87,8 +95,16 @@ class Agent(abc.ABC):
             )
 
     # ---- the contract -------------------------------------------------------------------------------
-    @abc.abstractmethod
-    def act(self, obs: np.ndarray, explore: bool) -> Any: ...
+    def act_batch(self, obs: np.ndarray, explore: bool) -> list[Any]:
+        """One action per row of `obs` [N, obs_dim]. Agents with `batched_acting` override this (and get `act`
+        for free); the default serves agents that implement only `act` for a single env stream."""
+        return [self.act(o, explore) for o in np.asarray(obs)]
+
+    def act(self, obs: np.ndarray, explore: bool) -> Any:
+        """The action for a single observation. Override this or act_batch (one of the two)."""
+        if type(self).act_batch is Agent.act_batch:
+            raise TypeError(f"{type(self).__name__} implements neither act nor act_batch")
+        return self.act_batch(np.asarray(obs)[None], explore)[0]
 
     @abc.abstractmethod
     def update(self, batch: Any) -> dict[str, Any]: ...
@@ -96,8 +112,9 @@ class Agent(abc.ABC):
     def on_step(self, step: int) -> None:  # noqa: B027 (optional hook)
         """Called once per environment step with the global step count (for schedules)."""
 
-    def on_episode_end(self) -> None:  # noqa: B027 (optional hook)
-        """Called when a training episode ends (reset per-episode exploration state, decay schedules)."""
+    def on_episode_end(self, env_index: int = 0) -> None:  # noqa: B027 (optional hook)
+        """Called when a training episode of env copy `env_index` ends (reset that copy's exploration state,
+        decay per-episode schedules)."""
 
     def reset_episode(self) -> None:  # noqa: B027 (optional hook)
         """Forget per-episode acting state (a controller's integrator, ...) without touching learning

@@ -27,6 +27,7 @@ class _NoLearning(Agent):
     """Shared plumbing: no replay, nothing to learn, nothing to persist but the RNG."""
 
     uses_replay = False
+    batched_acting = True  # stateless: act_batch acts row by row
     supported_action_spaces = ("box", "discrete", "hybrid")
 
     def update(self, batch: Any) -> dict[str, Any]:

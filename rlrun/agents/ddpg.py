@@ -23,6 +23,7 @@ from rlrun.replay.buffer import Batch
 
 class DDPG(Agent):
     supported_action_spaces = ("box",)
+    batched_acting = True
     n_critics = 1
 
     def __init__(
@@ -77,16 +78,15 @@ class DDPG(Agent):
         self.updates = 0
 
     # ---- acting -------------------------------------------------------------------------------------
-    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
+    def act_batch(self, obs: np.ndarray, explore: bool) -> list[np.ndarray]:
         with torch.no_grad():
-            a = self.actor(torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0))
-        a = a[0].cpu().numpy()
+            a = self.actor(torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)).cpu().numpy()
         if explore:
-            a = np.clip(a + self.noise.sample(), -1.0, 1.0)
-        return (a * self._np_scale + self._np_bias).astype(self.action_space.dtype)
+            a = np.clip(a + self.noise.sample(len(a)), -1.0, 1.0)
+        return list((a * self._np_scale + self._np_bias).astype(self.action_space.dtype))
 
-    def on_episode_end(self) -> None:
-        self.noise.end_episode()
+    def on_episode_end(self, env_index: int = 0) -> None:
+        self.noise.end_episode(env_index)
 
     # ---- learning -----------------------------------------------------------------------------------
     def _normalise(self, actions: torch.Tensor) -> torch.Tensor:

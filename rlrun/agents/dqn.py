@@ -44,6 +44,7 @@ def mask_declared(observation_space: spaces.Box, n: int) -> bool:
 
 
 class DQN(Agent):
+    batched_acting = True
     supported_action_spaces = ("discrete",)
 
     def __init__(
@@ -109,18 +110,26 @@ class DQN(Agent):
             return np.ones(self.n, dtype=bool)
         return np.asarray(obs, dtype=np.float32).reshape(-1)[-self.n :] > 0.5
 
-    def act(self, obs: np.ndarray, explore: bool) -> int:
-        valid = self.valid(obs)
-        choices = np.flatnonzero(valid)
-        if len(choices) == 0:  # nothing is valid: any action (env=relay treats it as a refusal)
-            return 0
-        if explore and self.rng.random() < self.epsilon:
-            return int(self.rng.choice(choices))
-        with torch.no_grad():
-            x = torch.as_tensor(np.asarray(obs, dtype=np.float32).reshape(1, -1), device=self.device)
-            q = self.q(x)[0].cpu().numpy()
-        q[~valid] = -np.inf
-        return int(np.argmax(q))
+    def act_batch(self, obs: np.ndarray, explore: bool) -> list[int]:
+        """Epsilon-greedy over the valid actions of each row; one Q forward pass for the greedy rows."""
+        obs = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+        actions: list[int | None] = []
+        for row in obs:
+            choices = np.flatnonzero(self.valid(row))
+            if len(choices) == 0:  # nothing is valid: any action (env=relay treats it as a refusal)
+                actions.append(0)
+            elif explore and self.rng.random() < self.epsilon:
+                actions.append(int(self.rng.choice(choices)))
+            else:
+                actions.append(None)
+        greedy = [i for i, a in enumerate(actions) if a is None]
+        if greedy:
+            with torch.no_grad():
+                q = self.q(torch.as_tensor(obs[greedy], device=self.device)).cpu().numpy()
+            for row, i in enumerate(greedy):
+                q[row][~self.valid(obs[i])] = -np.inf
+                actions[i] = int(np.argmax(q[row]))
+        return actions
 
     def on_step(self, step: int) -> None:
         if self.eps_decay_steps == 0:

@@ -119,7 +119,7 @@ class ExportPI(Agent):
         self._prev_error = None
         self._u = np.zeros(3)
 
-    def on_episode_end(self) -> None:
+    def on_episode_end(self, env_index: int = 0) -> None:
         self.reset_episode()
 
     def extra_state(self) -> dict[str, Any]:

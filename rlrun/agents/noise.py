@@ -3,6 +3,9 @@
 Gaussian: independent N(0, sigma^2) per step. Ornstein-Uhlenbeck (seed 004): temporally correlated,
 x <- x + theta (mu - x) + sigma N(0, 1), reset at the start of each episode. Both decay sigma by `decay`
 per episode down to `sigma_min` (seed 000's decay_exploration_noise).
+
+With several env copies each copy has its own OU state (one row each, reset when that copy's episode ends);
+sigma is shared and decays once per finished episode of any copy.
 """
 
 from __future__ import annotations
@@ -38,16 +41,20 @@ class ActionNoise:
         self.theta = float(theta)
         self.decay = float(decay)
         self.sigma_min = float(sigma_min)
-        self.state = np.zeros(dim)
+        self.state = np.zeros((1, dim))  # OU state, one row per env copy
 
-    def sample(self) -> np.ndarray:
+    def sample(self, n: int = 1) -> np.ndarray:
+        """Noise for `n` env copies: [n, dim]."""
         if self.kind == "gaussian":
-            return self.rng.normal(0.0, self.sigma, size=self.dim)
-        self.state = self.state + self.theta * (0.0 - self.state) + self.sigma * self.rng.standard_normal(self.dim)
+            return self.rng.normal(0.0, self.sigma, size=(n, self.dim))
+        if self.state.shape[0] != n:  # first call of a run with n copies
+            self.state = np.zeros((n, self.dim))
+        self.state = self.state + self.theta * (0.0 - self.state) + self.sigma * self.rng.standard_normal((n, self.dim))
         return self.state
 
-    def end_episode(self) -> None:
-        self.state = np.zeros(self.dim)
+    def end_episode(self, env_index: int = 0) -> None:
+        if env_index < self.state.shape[0]:
+            self.state[env_index] = 0.0
         self.sigma = max(self.sigma_min, self.sigma * self.decay)
 
     def state_dict(self) -> dict[str, Any]:
@@ -55,4 +62,4 @@ class ActionNoise:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.sigma = float(state["sigma"])
-        self.state = np.asarray(state["state"], dtype=np.float64)
+        self.state = np.atleast_2d(np.asarray(state["state"], dtype=np.float64))

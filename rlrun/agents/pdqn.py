@@ -68,6 +68,7 @@ def invert_gradients(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 class PDQN(Agent):
+    batched_acting = True
     supported_action_spaces = ("hybrid",)
     multipass = False
 
@@ -203,22 +204,31 @@ class PDQN(Agent):
         return net(torch.cat([obs, x], dim=-1))
 
     # ---- acting -------------------------------------------------------------------------------------
-    def act(self, obs: np.ndarray, explore: bool) -> tuple[int, np.ndarray]:
-        if explore and self.eps_random_params and self.rng.random() < self.epsilon:
-            k = int(self.rng.integers(self.K))
-            x = self.rng.uniform(-1.0, 1.0, self.param_dim)
-            return self._env_action(k, x)
+    def act_batch(self, obs: np.ndarray, explore: bool) -> list[tuple[int, np.ndarray]]:
+        obs = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+        actions: list[tuple[int, np.ndarray] | None] = [None] * len(obs)
+        if explore and self.eps_random_params:  # epsilon: random k and random parameters
+            for i in range(len(obs)):
+                if self.rng.random() < self.epsilon:
+                    actions[i] = self._env_action(int(self.rng.integers(self.K)),
+                                                  self.rng.uniform(-1.0, 1.0, self.param_dim))
+        rows = [i for i, a in enumerate(actions) if a is None]
+        if not rows:
+            return actions
         with torch.no_grad():
-            o = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1)
+            o = torch.as_tensor(obs[rows], device=self.device)
             x_t = self.param_net(o).clamp(-1.0, 1.0)
-            q = self.q_values(self.q_net, o, x_t)[0]
-        x = x_t[0].cpu().numpy().astype(np.float64)
-        k = int(q.argmax())
+            q = self.q_values(self.q_net, o, x_t)
+        xs = x_t.cpu().numpy().astype(np.float64)
+        ks = q.argmax(dim=1).cpu().numpy()
         if explore:
-            if not self.eps_random_params and self.rng.random() < self.epsilon:
-                k = int(self.rng.integers(self.K))  # epsilon-random k, parameters from the network
-            x = np.clip(x + self.noise.sample(), -1.0, 1.0)
-        return self._env_action(k, x)
+            for j in range(len(rows)):
+                if not self.eps_random_params and self.rng.random() < self.epsilon:
+                    ks[j] = int(self.rng.integers(self.K))  # epsilon-random k, parameters from the network
+            xs = np.clip(xs + self.noise.sample(len(rows)), -1.0, 1.0)
+        for j, i in enumerate(rows):
+            actions[i] = self._env_action(int(ks[j]), xs[j])
+        return actions
 
     def _env_action(self, k: int, x_norm: np.ndarray) -> tuple[int, np.ndarray]:
         x = x_norm * (self._box_high - self._box_low) / 2.0 + (self._box_high + self._box_low) / 2.0
@@ -234,10 +244,10 @@ class PDQN(Agent):
             frac = min(1.0, step / self.eps_decay_steps)
             self.epsilon = self.eps_start + frac * (self.eps_min - self.eps_start)
 
-    def on_episode_end(self) -> None:
+    def on_episode_end(self, env_index: int = 0) -> None:
         if self.eps_schedule == "episode":  # seed 000's decay_epsilon
             self.epsilon = max(self.eps_min, self.epsilon * self.eps_decay)
-        self.noise.end_episode()
+        self.noise.end_episode(env_index)
 
     # ---- learning -----------------------------------------------------------------------------------
     def _stored_params(self, batch: Batch, k: torch.Tensor) -> torch.Tensor:

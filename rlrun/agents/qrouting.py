@@ -475,7 +475,7 @@ class QRouting(Agent):
         hop = cands[i]
         return int(dec.slots[int((dec.cand_ids == hop).argmax())])
 
-    def on_episode_end(self) -> None:
+    def on_episode_end(self, env_index: int = 0) -> None:
         """Messages of the ended episode never come back: drop their pending hops; age the tables."""
         self.pending.clear()
         if self.table_decay > 0:

@@ -28,6 +28,7 @@ from rlrun.agents.qrouting import F_DIST, F_ON_SP, F_RTT, RelayObs
 
 class _RelayBaseline(Agent):
     uses_replay = False
+    batched_acting = True  # stateless: act_batch acts row by row
     supported_action_spaces = ("discrete",)
 
     def __init__(

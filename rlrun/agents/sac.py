@@ -104,6 +104,7 @@ class Temperature(nn.Module):
 
 class SAC(Agent):
     supported_action_spaces = ("box",)
+    batched_acting = True
 
     def __init__(
         self,
@@ -176,13 +177,13 @@ class SAC(Agent):
         self.updates = 0
 
     # ---- acting -------------------------------------------------------------------------------------
-    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
+    def act_batch(self, obs: np.ndarray, explore: bool) -> list[np.ndarray]:
         with torch.no_grad():
-            o = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1)
+            o = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device).reshape(len(obs), -1)
             a = self.actor.sample(o)[0] if explore else self.actor.deterministic(o)
-        a = a[0].cpu().numpy()
-        return (a * self._np_scale + self._np_bias).reshape(self.action_space.shape).astype(
-            self.action_space.dtype)
+        a = a.cpu().numpy()
+        return list((a * self._np_scale + self._np_bias).reshape(len(a), *self.action_space.shape).astype(
+            self.action_space.dtype))
 
     def normalise(self, actions: torch.Tensor) -> torch.Tensor:
         """Env-scale actions (as stored in replay) -> the actor's and critics' [-1, 1] units."""

@@ -5,7 +5,8 @@ n-step (seed 004's STEPS_FORWARD, done correctly): each stored transition is
 with k = n, or fewer when the episode ends first. `done` is 1 only when the episode *terminated* inside the
 window; a time-limit truncation still bootstraps from s_{t+k}. Agents form targets as
     y = R + discount * (1 - done) * Q'(s_{t+k}, .)
-so they never need to know n.
+so they never need to know n. With several env copies (`num_envs`), each copy has its own open window, so a
+window only ever holds consecutive steps of one copy's episode.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class ReplayBuffer:
         gamma: float = 0.99,
         device: str | torch.device = "cpu",
         seed: int = 0,
+        num_envs: int = 1,
     ) -> None:
         if capacity < 1:
             raise ConfigError(f"replay.capacity must be >= 1, got {capacity}")
@@ -88,7 +90,8 @@ class ReplayBuffer:
         self.pos = 0
         self.size = 0
         self.rng = np.random.default_rng(seed)
-        self._pending: deque[tuple[np.ndarray, np.ndarray, float]] = deque()
+        # one open n-step window per env copy: (obs, flat action, reward) of the steps not yet stored
+        self._pending: list[deque[tuple[np.ndarray, np.ndarray, float]]] = [deque() for _ in range(int(num_envs))]
 
     def __len__(self) -> int:
         return self.size
@@ -102,25 +105,32 @@ class ReplayBuffer:
         next_obs: np.ndarray,
         terminated: bool,
         truncated: bool,
+        env_index: int = 0,
     ) -> None:
-        """Add one environment step; n-step windows are assembled here."""
+        """Add one step of env copy `env_index`; its n-step window is assembled here."""
         flat_a = flatten_action(self.action_space, action)
         if self.n_step == 1:
             self._store(obs, flat_a, reward, next_obs, float(terminated), self.gamma)
             return
-        self._pending.append((np.asarray(obs, dtype=np.float32).reshape(-1), flat_a, float(reward)))
-        if len(self._pending) == self.n_step:
-            self._emit_oldest(next_obs, terminated)
+        window = self._pending[env_index]
+        window.append((np.asarray(obs, dtype=np.float32).reshape(-1), flat_a, float(reward)))
+        if len(window) == self.n_step:
+            self._emit_oldest(window, next_obs, terminated)
         if terminated or truncated:
-            while self._pending:
-                self._emit_oldest(next_obs, terminated)
+            while window:
+                self._emit_oldest(window, next_obs, terminated)
 
-    def _emit_oldest(self, next_obs: np.ndarray, terminated: bool) -> None:
+    @property
+    def pending(self) -> int:
+        """Steps waiting in open n-step windows (all copies)."""
+        return sum(len(w) for w in self._pending)
+
+    def _emit_oldest(self, window: deque, next_obs: np.ndarray, terminated: bool) -> None:
         ret, disc = 0.0, 1.0
-        for _, _, r in self._pending:
+        for _, _, r in window:
             ret += disc * r
             disc *= self.gamma
-        obs0, act0, _ = self._pending.popleft()
+        obs0, act0, _ = window.popleft()
         self._store(obs0, act0, ret, next_obs, float(terminated), disc)
 
     def _store(self, obs, flat_action, reward, next_obs, done, discount) -> None:
@@ -193,7 +203,7 @@ class ReplayBuffer:
             pos=self.pos,
             size=self.size,
             rng=self.rng.bit_generator.state,
-            pending=[(torch.from_numpy(o), torch.from_numpy(a), r) for o, a, r in self._pending],
+            pending=[[(torch.from_numpy(o), torch.from_numpy(a), r) for o, a, r in w] for w in self._pending],
         )
         return state
 
@@ -206,4 +216,7 @@ class ReplayBuffer:
         self.pos = int(state["pos"])
         self.size = n
         self.rng.bit_generator.state = state["rng"]
-        self._pending = deque((o.numpy(), a.numpy(), float(r)) for o, a, r in state["pending"])
+        if len(state["pending"]) != len(self._pending):
+            raise ConfigError(f"checkpoint holds n-step windows of {len(state['pending'])} env copies, "
+                              f"this run has num_envs={len(self._pending)}")
+        self._pending = [deque((o.numpy(), a.numpy(), float(r)) for o, a, r in w) for w in state["pending"]]

@@ -39,6 +39,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         gamma: float = 0.99,
         device: str | torch.device = "cpu",
         seed: int = 0,
+        num_envs: int = 1,
         alpha: float = 0.6,
         beta0: float = 0.4,
         beta_steps: int = 100_000,
@@ -54,7 +55,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             raise ConfigError(f"replay.eps must be > 0, got {eps}")
         super().__init__(
             observation_space, action_space, capacity=capacity, n_step=n_step, gamma=gamma, device=device,
-            seed=seed,
+            seed=seed, num_envs=num_envs,
         )
         self.alpha = float(alpha)
         self.beta0 = float(beta0)

@@ -79,7 +79,7 @@ def main(args: list[str]) -> int:
 
     from rlrun.build import build_agent
     from rlrun.checkpoint import load_checkpoint, resolve_checkpoint
-    from rlrun.collect import compose_config
+    from rlrun.commands.collect import compose_config
     from rlrun.evaluate import load_run_config
 
     runs, kv = [], {}
