@@ -28,7 +28,8 @@ KEYVALUE_COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("rlrun.plots:plot_command", "write a run's plots again: run=<dir>"),
     "export": ("rlrun.deploy.export:export_command", "export a trained actor: run=<dir> format=fixedpoint [--verify]"),
     "advise": ("rlrun.deploy.rollup:advise_command", "rollup advisory from a consensus run: run=<dir>"),
-    "collect": ("rlrun.commands.collect:collect_command", "write a transitions dataset: env=<name> agent=<name> episodes=N"),
+    "collect": ("rlrun.commands.collect:collect_command",
+                "write a transitions dataset: env=<name> agent=<name> episodes=N"),
     "report": ("rlrun.sweep_report:report_command", "summarise a sweep directory: sweep=<dir>"),
 }
 
@@ -160,7 +161,7 @@ def _train_task(cfg) -> float | None:
     except Exception as e:
         if not multirun and isinstance(e, RlrunError):
             print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(e.exit_code)
         if not multirun:
             raise
         # A failing job is recorded (traceback in its train.log) and the sweep goes on.
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             return _keyvalue(command, args)
     except RlrunError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     print(f"error: unknown command {command!r}; choose from train, sweep, {', '.join(KEYVALUE_COMMANDS)}",
           file=sys.stderr)
     return 2

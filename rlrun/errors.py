@@ -4,6 +4,8 @@
 class RlrunError(Exception):
     """Base class for errors caused by user input rather than by a bug."""
 
+    exit_code = 2  # bad input
+
 
 class ConfigError(RlrunError):
     """A config value is invalid. The message names the key and the allowed values."""
@@ -24,3 +26,5 @@ class TrainingDivergedError(RlrunError, FloatingPointError):
 class EnvCopyError(RlrunError):
     """An env copy failed: its env raised, its worker process died or hung, or its Ray actor was lost. The
     message names the copy; the trainer checkpoints before the error reaches the user."""
+
+    exit_code = 1  # not bad input: the run failed, and `rlrun train resume=<dir>` continues it

@@ -19,8 +19,9 @@ def compose(overrides: list[str]):
     return _compose(overrides)
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def run_cli(args: list[str], cwd: Path, timeout: float = 300, check: bool = False,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.run([*RLRUN, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"rlrun {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

@@ -36,7 +36,6 @@ from rlrun.config import VECTOR_MODES
 from rlrun.errors import ConfigError, EnvCopyError
 
 
-
 @dataclass
 class StepResult:
     obs: np.ndarray  # [k, obs_dim] the copies' next observations (the last one when an episode ended)
@@ -328,7 +327,7 @@ class RayPool(EnvPool):
         self.ray = ray_module()
         self.num_envs = num_envs
         self.timeout = float(timeout)
-        self.actors = start_actors(factory, num_envs, address)
+        self.actors = start_actors(factory, num_envs, address, cpus=0.0 if factory.evaluation else 1.0)
         first = self._gather(list(range(num_envs)), [a.spaces.remote() for a in self.actors], "start")
         self.observation_space, self.action_space = first[0]
 

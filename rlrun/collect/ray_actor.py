@@ -62,9 +62,10 @@ class EnvActor:
         return self._run(get)
 
 
-def start_actors(factory: EnvFactory, num_envs: int, address: str | None) -> list[Any]:
+def start_actors(factory: EnvFactory, num_envs: int, address: str | None, cpus: float = 1.0) -> list[Any]:
     """Connect to the cluster at `address` (or start a local Ray sized so every copy gets a CPU slot) and place
-    one actor per copy; Ray spreads them over the cluster's nodes."""
+    one actor per copy, each reserving `cpus` (evaluation copies reserve none: they idle while the training
+    copies run); Ray spreads them over the cluster's nodes."""
     ray = ray_module()
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
@@ -77,5 +78,5 @@ def start_actors(factory: EnvFactory, num_envs: int, address: str | None) -> lis
         except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
             where = f"ray.address={address}" if address else "a local Ray"
             raise ConfigError(f"cannot start or reach {where}: {_describe(e)}") from None
-    actor = ray.remote(num_cpus=1)(EnvActor)
-    return [actor.options(name=None).remote(factory, i) for i in range(num_envs)]
+    actor = ray.remote(num_cpus=cpus)(EnvActor)
+    return [actor.remote(factory, i) for i in range(num_envs)]
