@@ -272,3 +272,15 @@ def test_a_lost_ray_actor_is_named(tmp_path, local_ray):
     with pytest.raises(EnvCopyError, match=r"env copy 1: Ray actor lost during step"):
         trainer.run()
     assert (tmp_path / "checkpoints" / "last.pt").is_file()
+
+
+def test_sweep_jobs_run_their_env_copies_in_worker_processes(tmp_path):
+    """joblib's loky workers start the copies' worker processes too (a start-method pitfall)."""
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli(["sweep", "env=reach", "env.dim=3", "env.max_steps=25", "agent=ddpg", "agent.actor_hidden=[8]",
+                    "agent.critic_hidden=[8]", "num_envs=2", "vector=async", "total_steps=100", "learning_starts=50",
+                    "eval_episodes=2", "agent.batch_size=16", "seed=0,1", *FAST, f"hydra.sweep.dir={sweep_dir}"],
+                   tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = (sweep_dir / "summary.csv").read_text().splitlines()
+    assert len(summary) == 3 and all(",finished," in row for row in summary[1:]), summary

@@ -20,9 +20,10 @@ Every backend has the same interface:
 from __future__ import annotations
 
 import abc
+import contextlib
 import multiprocessing as mp
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.shared_memory import SharedMemory
@@ -195,6 +196,21 @@ def _worker(index: int, factory: EnvFactory, conn: Connection, shm_name: str, sh
         shm.close()
 
 
+@contextlib.contextmanager
+def _standard_start_method(method: str) -> Iterator[None]:
+    """Inside a joblib (loky) sweep job the process-wide start method is 'loky', which a new worker cannot
+    resolve when it unpickles its preparation data; name a standard one while the workers start."""
+    current = mp.get_start_method(allow_none=True)
+    if current in (None, "fork", "spawn", "forkserver"):
+        yield
+        return
+    mp.set_start_method(method, force=True)
+    try:
+        yield
+    finally:
+        mp.set_start_method(current, force=True)
+
+
 class ProcessPool(EnvPool):
     """One worker process per copy (`vector=async`). A step sends every copy its action first and then waits
     for all answers, so the copies' simulators run at the same time on different cores."""
@@ -218,14 +234,15 @@ class ProcessPool(EnvPool):
             ctx.set_forkserver_preload(["rlrun.collect.factory"])
         self.conns: list[Connection] = []
         self.procs: list[Any] = []
-        for i in range(num_envs):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(i, factory, child, self.shm.name, shape, dtype.str),
-                               name=f"rlrun-env-{i}", daemon=True)
-            proc.start()
-            child.close()
-            self.conns.append(parent)
-            self.procs.append(proc)
+        with _standard_start_method(context):
+            for i in range(num_envs):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker, args=(i, factory, child, self.shm.name, shape, dtype.str),
+                                   name=f"rlrun-env-{i}", daemon=True)
+                proc.start()
+                child.close()
+                self.conns.append(parent)
+                self.procs.append(proc)
         try:
             self._gather(list(range(num_envs)), "start")
         except Exception:
