@@ -8,6 +8,7 @@ directory and take plain key=value arguments.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import math
@@ -70,7 +71,7 @@ def usage() -> str:
 
 # ---- override pre-validation ---------------------------------------------------------------------------
 
-def _one_line(e: Exception, overrides: list[str]) -> str:
+def _one_line(e: Exception, overrides: list[str], config_dir: str | None = None) -> str:
     msg = str(e)
     cause = e.__cause__
     if cause is not None:
@@ -85,7 +86,7 @@ def _one_line(e: Exception, overrides: list[str]) -> str:
     if "Could not override '" in msg:
         key = msg.split("Could not override '")[1].split("'")[0]
         group, _, _ = key.partition(".")
-        allowed = _keys_of(group, [o for o in overrides if not o.startswith(key + "=")])
+        allowed = _keys_of(group, [o for o in overrides if not o.startswith(key + "=")], config_dir)
         hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
         return f"{key} is not a config key{hint} (to add a new key use +{key}=...)"
     full_key = ""
@@ -100,43 +101,68 @@ def _one_line(e: Exception, overrides: list[str]) -> str:
     return f"{full_key}: {text}" if full_key and full_key not in text else text
 
 
-def _keys_of(group: str, overrides: list[str]) -> list[str]:
+def _keys_of(group: str, overrides: list[str], config_dir: str | None = None) -> list[str]:
     try:
-        cfg = _compose(overrides)
+        cfg = _compose(overrides, config_dir)
     except Exception:
         return []
     node = cfg.get(group)
     return sorted(k for k in node if not str(k).startswith("_")) if hasattr(node, "keys") else []
 
 
-def _compose(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
+def _compose(overrides: list[str], config_dir: str | None = None):
+    from rlrun.run_dir import compose
 
-    import rlrun.config  # noqa: F401  (registers the run-settings schema in Hydra's ConfigStore)
+    return compose(overrides, config_dir)
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+
+CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
+
+
+def split_config_dir(args: list[str]) -> tuple[str | None, list[str]]:
+    """Hydra's `--config-dir DIR` (or `-cd DIR`, `--config-dir=DIR`) and the other arguments."""
+    config_dir, rest, i = None, [], 0
+    while i < len(args):
+        a = args[i]
+        if a in CONFIG_DIR_FLAGS and i + 1 < len(args):
+            config_dir, i = args[i + 1], i + 2
+            continue
+        if a.startswith("--config-dir="):
+            config_dir = a.split("=", 1)[1]
+        else:
+            rest.append(a)
+        i += 1
+    return config_dir, rest
+
+
+def _task_overrides(args: list[str]) -> list[str]:
+    """The overrides that shape the composed task config: Hydra's own settings are left to Hydra, except the
+    search path, which decides which group options exist."""
+    return [a for a in args if not a.startswith("hydra") or a.lstrip("+").startswith("hydra.searchpath=")]
 
 
 def prevalidate(args: list[str], multirun: bool) -> None:
     """Compose the config once (first value of each sweep) and validate it; raise RlrunError on failure."""
-    from omegaconf.errors import OmegaConfBaseException
-
     from rlrun.config import validate_run
+
+    config_dir, args = split_config_dir(args)
+    if any(a.startswith("-") for a in args):
+        return  # Hydra's printing flags (--cfg, --info, --help): Hydra runs nothing
+    overrides = _task_overrides(args)
+    validate_run(_compose_or_one_line(overrides, config_dir, multirun))
+
+
+def _compose_or_one_line(overrides: list[str], config_dir: str | None, multirun: bool):
     from rlrun.errors import ConfigError
 
-    if any(a.startswith("-") for a in args):
-        return  # Hydra flags (--cfg, --config-dir, ...): let Hydra handle the command line itself
-    overrides = [a for a in args if not a.startswith("hydra")]
     try:
         if multirun:
             overrides = sweep.first_of_sweeps(overrides)
-        cfg = _compose(overrides)
-    except (OmegaConfBaseException, Exception) as e:  # hydra's exceptions do not share one base
+        return _compose(overrides, config_dir)
+    except Exception as e:  # hydra's and omegaconf's exceptions do not share one base
         if isinstance(e, RlrunError):
             raise
-        raise ConfigError(_one_line(e, overrides)) from None
-    validate_run(cfg)
+        raise ConfigError(_one_line(e, overrides, config_dir).splitlines()[0]) from None
 
 
 # ---- train / sweep through Hydra ---------------------------------------------------------------------
@@ -156,20 +182,24 @@ def _train_task(cfg) -> float | None:
     run_dir = Path(hc.runtime.output_dir)
     labels = {"env": hc.runtime.choices.get("env"), "agent": hc.runtime.choices.get("agent")}
     multirun = hc.mode == RunMode.MULTIRUN
+    if multirun and sweep.was_interrupted(Path(hc.sweep.dir)):
+        sweep.write_job_status(run_dir, "not started", labels, "the sweep was interrupted before this job started")
+        return None
+    trainer = None
     try:
-        summary = Trainer(cfg, run_dir, labels=labels).run()
+        trainer = Trainer(cfg, run_dir, labels=labels)
+        summary = trainer.run()
     except Exception as e:
         if not multirun and isinstance(e, RlrunError):
+            if trainer is None:
+                _discard_refused_run(run_dir)
             print(f"error: {e}", file=sys.stderr)
             sys.exit(e.exit_code)
         if not multirun:
             raise
         # A failing job is recorded (traceback in its train.log) and the sweep goes on.
         logging.getLogger("rlrun").exception("job failed: %s: %s", type(e).__name__, e)
-        import json
-
-        (run_dir / "eval.json").write_text(json.dumps({"status": "failed", **labels,
-                                                        "error": f"{type(e).__name__}: {e}"}, indent=2))
+        sweep.write_job_status(run_dir, "failed", labels, f"{type(e).__name__}: {e}")
         return None
     if summary["status"] == "interrupted":
         _exit_code = 128 + int(summary["signal"])
@@ -178,67 +208,163 @@ def _train_task(cfg) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _run_hydra(args: list[str], multirun: bool) -> int:
+_new_run_dir: Path | None = None  # the run directory this process created for `rlrun train`
+
+
+def _discard_refused_run(run_dir: Path) -> None:
+    """A run refused before training leaves no directory behind (Hydra already wrote its config and log)."""
+    import shutil
+
+    if _new_run_dir is None or Path(run_dir).resolve() != _new_run_dir.resolve():
+        return
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+            root.removeHandler(handler)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):  # outputs/train/<env>-<agent>/ when this run was its only one
+        Path(run_dir).parent.rmdir()
+
+
+def _hydra_main(args: list[str], multirun: bool, first_job: int = 0) -> int:
+    """Hand the command line to Hydra. The task function is taken from the imported module even under
+    `python -m rlrun.cli`, so that launchers that pickle it (joblib, submitit, ray) pickle a reference, not
+    a copy of __main__."""
     import hydra
 
+    module = importlib.import_module("rlrun.cli")
+    sys.argv = ["rlrun", *args, *(["--multirun"] if multirun else [])]
+    with sweep.first_job_number(first_job):
+        hydra.main(config_path="conf", config_name="config", version_base="1.3")(module._train_task)()
+    return module._exit_code
+
+
+def _run_hydra(args: list[str], multirun: bool) -> int:
     args = [a for a in args if a not in ("-m", "--multirun")]  # `multirun` says it
-    hydra_flags = any(a.startswith("-") for a in args)  # --cfg, --info, --help: Hydra prints, runs nothing
+    config_dir, plain = split_config_dir(args)
+    given = sweep.value_of(plain, "hydra.sweep.dir" if multirun else "hydra.run.dir") is not None
     sweep_dir, first_job = None, 0
     if multirun:
         args, sweep_dir, first_job = sweep.prepare_sweep(args)
     prevalidate(args, multirun)
-    if multirun and sweep.as_int(sweep.value_of(args, "hydra.sweeper.n_trials")) == 0:
-        print("the study already has all its trials", file=sys.stderr)
-    else:
-        # The task function is taken from the imported module even under `python -m rlrun.cli`, so that
-        # launchers that pickle it (joblib, submitit, ray) pickle a reference, not a copy of __main__.
-        module = importlib.import_module("rlrun.cli")
-        if multirun and hydra_flags:  # Hydra takes --cfg/--info only without --multirun: show the first job
+    if any(a.startswith("-") for a in plain):  # --cfg, --info, --help: Hydra prints, runs nothing
+        if multirun:  # Hydra takes --cfg/--info only without --multirun: show the first job
             args = [sweep.first_of_sweeps([a])[0] if "=" in a and not a.startswith("-") else a for a in args]
-            multirun = False
-        sys.argv = ["rlrun", *args, *(["--multirun"] if multirun else [])]
-        try:
-            with sweep.first_job_number(first_job):
-                hydra.main(config_path="conf", config_name="config", version_base="1.3")(module._train_task)()
-        finally:  # also when Hydra gives up part-way: the jobs that finished are summarised
-            if multirun and not hydra_flags and sweep_dir.is_dir():
-                from rlrun.sweep_report import summarise
+        return _hydra_main(args, False)
+    if multirun:
+        return _run_sweep(args, sweep_dir, given, first_job)
+    return _run_single(args, config_dir, given)
 
-                summarise(sweep_dir)
-        return module._exit_code
-    if sweep_dir is not None and sweep_dir.is_dir():
-        from rlrun.sweep_report import summarise
 
-        summarise(sweep_dir)
-    return 0
+def _run_single(args: list[str], config_dir: str | None, given: bool) -> int:
+    """One run in a directory of its own: claimed and locked before Hydra writes anything into it."""
+    from rlrun.run_dir import claim_run_dir, resolve_run_dir
+
+    _, plain = split_config_dir(args)
+    path = resolve_run_dir(_task_overrides(plain) + [a for a in plain if a.startswith("hydra.run.")], config_dir)
+    run_dir, created, lock = claim_run_dir(path, given)
+    # set where _train_task reads it: under `python -m rlrun.cli` this function runs in __main__
+    importlib.import_module("rlrun.cli")._new_run_dir = run_dir if created else None
+    try:
+        return _hydra_main(sweep.with_override(args, "hydra.run.dir", sweep.quoted(run_dir)), False)
+    finally:
+        lock.release()
+
+
+def _run_sweep(args: list[str], sweep_dir: Path, given: bool, first_job: int) -> int:
+    """All jobs, then the summary; 130/143 when interrupted (the jobs checkpoint first), 1 when a job failed."""
+    from rlrun.run_dir import claim_run_dir
+    from rlrun.sweep_report import summarise
+
+    if sweep.as_int(sweep.value_of(args, "hydra.sweeper.n_trials")) == 0:
+        print("the study already has all its trials", file=sys.stderr)
+        if sweep_dir.is_dir():
+            summarise(sweep_dir)
+        return 0
+    sweep_dir, _, lock = claim_run_dir(sweep_dir, given)
+    args = sweep.with_override(args, "hydra.sweep.dir", sweep.quoted(sweep_dir))
+    jobs: list[dict[str, Any]] = []
+    try:
+        with sweep.SweepInterrupt(sweep_dir) as interrupt:
+            try:
+                _hydra_main(args, True, first_job)
+            finally:  # also when Hydra gives up part-way: the jobs that finished are summarised
+                jobs = summarise(sweep_dir)
+    finally:
+        lock.release()
+    if interrupt.signum is not None:
+        return 128 + interrupt.signum
+    return 1 if any(j["status"] != "finished" for j in jobs) else 0
 
 
 def _resume(args: list[str]) -> int:
     """`rlrun train resume=<dir> [key=value ...]`: the run's own saved config, the same run directory."""
-    from omegaconf import OmegaConf
 
-    from rlrun.errors import ConfigError
-    from rlrun.evaluate import load_run_config
-    from rlrun.trainer import Trainer
+    from rlrun.checkpoint import RunDirLock
+    from rlrun.run_dir import load_run_config
 
     run_dir = Path(next(a for a in args if a.startswith("resume=")).split("=", 1)[1])
-    extra = [a for a in args if not a.startswith("resume=")]
     cfg = load_run_config(run_dir)
+    with RunDirLock(run_dir):  # before the log file is opened: a second writer touches nothing
+        return _resume_locked(run_dir, cfg, [a for a in args if not a.startswith("resume=")])
+
+
+def merge_resume_overrides(cfg, extra: list[str]):
+    """The saved config, typed by the run-settings schema, with `key=value` overrides of existing keys; a
+    wrong type or an unknown key is one ConfigError line."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from rlrun.config import RunConfig
+    from rlrun.errors import ConfigError
+
+    bad = [a for a in extra if "=" not in a or a.split("=")[0].split(".")[0] not in cfg]
+    if bad:
+        raise ConfigError(f"resume accepts key=value overrides of existing keys only, got {bad}")
+    try:
+        typed = OmegaConf.merge(OmegaConf.structured(RunConfig), cfg)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"the run's saved config does not fit rlrun's schema: {_one_line(e, [])}") from None
+    OmegaConf.set_struct(typed, True)
+    for override in extra:
+        key, _, value = override.partition("=")
+        if OmegaConf.select(typed, key, default="__missing__") == "__missing__":
+            raise ConfigError(f"{key} is not a config key of this run (resume keeps the run's config; "
+                              f"only existing keys can change)")
+        try:
+            typed.merge_with_dotlist([override])
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"{key}={value!r}: {_one_line(e, []).splitlines()[0]}") from None
+    return typed
+
+
+def _resume_locked(run_dir: Path, cfg, extra: list[str]) -> int:
+    from omegaconf import OmegaConf
+
+    from rlrun.trainer import Trainer
+
     if not (run_dir / "checkpoints" / "last.pt").is_file():
         from rlrun.errors import CheckpointError
 
         raise CheckpointError(f"run directory {run_dir} has no checkpoints/last.pt to resume from")
-    bad = [a for a in extra if "=" not in a or a.split("=")[0].split(".")[0] not in cfg]
-    if bad:
-        raise ConfigError(f"resume accepts key=value overrides of existing keys only, got {bad}")
-    OmegaConf.set_struct(cfg, True)
-    cfg.merge_with_dotlist(extra)
+    cfg = merge_resume_overrides(cfg, extra)
     hydra_cfg = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml")
     choices = hydra_cfg.hydra.runtime.choices
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(levelname)s] %(message)s",
                         handlers=[logging.StreamHandler(), logging.FileHandler(run_dir / "train.log")])
     summary = Trainer(cfg, run_dir, resume=True, labels={"env": choices.env, "agent": choices.agent}).run()
     return 128 + int(summary["signal"]) if summary["status"] == "interrupted" else 0
+
+
+def _take_trust(args: list[str]) -> list[str]:
+    """`trust_config=...` applies to whatever run directory the command loads (see rlrun.trust)."""
+    from rlrun.trust import set_trust
+
+    for a in args:
+        if a.startswith("trust_config="):
+            set_trust(a.split("=", 1)[1])
+    return [a for a in args if not a.startswith("trust_config=")]
 
 
 def _keyvalue(name: str, args: list[str]) -> int:
@@ -257,6 +383,11 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     command, args = argv[0], argv[1:]
+    if command in KEYVALUE_COMMANDS and any(a in ("-h", "--help") for a in args):
+        print(f"usage: rlrun {command} {KEYVALUE_COMMANDS[command][1].split(': ', 1)[-1]}  [trust_config=true]")
+        return 0
+    if command in KEYVALUE_COMMANDS or any(a.startswith("resume=") for a in args):
+        args = _take_trust(args)
     try:
         if command == "train":
             if any(a.startswith("resume=") and a != "resume=null" for a in args):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -90,7 +91,37 @@ def validate_run(cfg: DictConfig) -> None:
         if node is None or "_target_" not in node:
             raise ConfigError(f"config group '{group}' is missing or has no _target_")
         validate_target(node, group)
+        validate_numbers(node, group)
+    validate_agent_ranges(cfg.agent)
     validate_vector(cfg)
+
+
+def _nan_keys(value: Any, key: str) -> list[str]:
+    if isinstance(value, float) and math.isnan(value):
+        return [key]
+    if isinstance(value, dict):
+        return [k for name, v in value.items() for k in _nan_keys(v, f"{key}.{name}")]
+    if isinstance(value, list):
+        return [k for i, v in enumerate(value) for k in _nan_keys(v, f"{key}[{i}]")]
+    return []
+
+
+def validate_numbers(node: DictConfig, group: str) -> None:
+    """NaN is never a setting: caught here it is a config error, not "training diverged" a minute later."""
+    values = OmegaConf.to_container(node, resolve=True)
+    for key, value in values.items():
+        bad = _nan_keys(value, f"{group}.{key}")
+        if bad:
+            raise ConfigError(f"{bad[0]}=nan is not a number")
+
+
+def validate_agent_ranges(agent: DictConfig) -> None:
+    """Ranges every agent shares (their constructors only see types): a discount outside (0, 1] makes returns
+    grow without bound, a batch of fewer than one sample has no mean."""
+    if "gamma" in agent and not 0 < agent.gamma <= 1:
+        raise ConfigError(f"agent.gamma must be in (0, 1], got {agent.gamma}")
+    if "batch_size" in agent and isinstance(agent.batch_size, int) and agent.batch_size < 1:
+        raise ConfigError(f"agent.batch_size must be >= 1, got {agent.batch_size}")
 
 
 VECTOR_MODES = ("sync", "async", "ray")

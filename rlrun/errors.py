@@ -19,6 +19,11 @@ class CheckpointError(RlrunError):
     """A checkpoint or run directory is missing, incomplete or corrupt."""
 
 
+class RunDirBusyError(RlrunError):
+    """Another process holds the run directory's lock: two writers would interleave and delete each other's
+    rows, so the second one stops before touching anything."""
+
+
 class TrainingDivergedError(RlrunError, FloatingPointError):
     """A loss became NaN or infinite: the run stops with a one-line report instead of training on garbage."""
 

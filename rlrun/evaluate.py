@@ -10,11 +10,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from rlrun.collect import EnvPool
 from rlrun.collect.pool import SyncPool
-from rlrun.errors import CheckpointError, ConfigError
+from rlrun.errors import ConfigError
+from rlrun.run_dir import load_run_config
 
 
 class InfoAverager:
@@ -167,15 +167,6 @@ def parse_keyvalues(args: list[str], allowed: dict[str, str]) -> dict[str, str]:
             raise ConfigError(f"unexpected argument {arg!r}; expected key=value with key in: {', '.join(allowed)}")
         out[key] = value
     return out
-
-
-def load_run_config(run_dir: Path) -> DictConfig:
-    path = run_dir / ".hydra" / "config.yaml"
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run directory {run_dir} does not exist")
-    if not path.is_file():
-        raise CheckpointError(f"{run_dir} is not an rlrun run directory (no .hydra/config.yaml)")
-    return OmegaConf.load(path)
 
 
 def eval_command(args: list[str]) -> int:

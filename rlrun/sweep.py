@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -131,19 +132,80 @@ def prepare_sweep(args: list[str]) -> tuple[list[str], Path, int]:
     if launcher != "basic" and value_of(args, "progress") is None:
         args = with_override(args, "progress", "false")  # parallel bars interleave; each job still logs to train.log
     given = value_of(args, "hydra.sweep.dir")
-    if given is None:
-        sweep_dir = Path("outputs/sweep") / _sweep_name(args) / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        base, n = sweep_dir, 1
-        while sweep_dir.exists():  # two sweeps started in the same second
-            sweep_dir, n = base.with_name(f"{base.name}_{n}"), n + 1
+    if given is None:  # sub-second; rlrun.run_dir.claim_run_dir adds a suffix if it is taken all the same
+        sweep_dir = Path("outputs/sweep") / _sweep_name(args) / datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
         args = [*args, f"hydra.sweep.dir={sweep_dir}"]
     else:
         sweep_dir = Path(given)
     first_job = 0
     if sweeper == "rlrun_optuna":
         args, first_job = _resume_study(args, sweep_dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)  # the study's sqlite file goes there before any job
     return args, sweep_dir, first_job
+
+
+def quoted(path: Path) -> str:
+    """A path as a Hydra override value (quoted: a path may hold characters the override grammar parses)."""
+    text = str(path).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+# ---- Ctrl-C / SIGTERM to a running sweep ------------------------------------------------------------------
+
+INTERRUPTED_MARKER = ".interrupted"
+
+
+def was_interrupted(sweep_dir: Path) -> bool:
+    """Whether the sweep's parent was interrupted: jobs that have not started yet then do not start."""
+    return (Path(sweep_dir) / INTERRUPTED_MARKER).exists()
+
+
+def write_job_status(run_dir: Path, status: str, labels: dict[str, Any], error: str) -> None:
+    """eval.json of a job that has no result (failed, not started), which the sweep report reads."""
+    import json
+
+    (Path(run_dir) / "eval.json").write_text(json.dumps({"status": status, **labels, "error": error}, indent=2))
+
+
+class SweepInterrupt:
+    """Ctrl-C reaches the sweep's parent and its job processes together (one process group). The jobs stop at
+    their next step and write their interrupt checkpoints; the parent must not tear the pool down meanwhile
+    (joblib's reaction to KeyboardInterrupt), so it only records the signal, keeps the queued jobs from
+    starting and waits. SIGTERM, which reaches the parent alone, is passed on to the job processes."""
+
+    def __init__(self, sweep_dir: Path) -> None:
+        self.sweep_dir = Path(sweep_dir)
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> SweepInterrupt:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            print("\ninterrupted: waiting for the running jobs to write their checkpoints "
+                  "(queued jobs do not start)", file=sys.stderr)
+            (self.sweep_dir / INTERRUPTED_MARKER).touch()
+        if signum == signal.SIGTERM:
+            for pid in child_pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        (self.sweep_dir / INTERRUPTED_MARKER).unlink(missing_ok=True)
+
+
+def child_pids() -> list[int]:
+    """This process's direct children (the launcher's job processes), from /proc; empty elsewhere."""
+    pids: list[int] = []
+    for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            pids += [int(p) for p in children.read_text().split()]
+    return pids
 
 
 def _resume_study(args: list[str], sweep_dir: Path) -> tuple[list[str], int]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import signal
 import time
 from collections import deque
@@ -30,10 +31,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.build import build_agent, build_baseline, build_pool, build_replay, load_dataset
-from rlrun.checkpoint import load_checkpoint, save_checkpoint
+from rlrun.checkpoint import RunDirLock, load_checkpoint, remove_orphaned_tmp, save_checkpoint
 from rlrun.collect import StepResult
 from rlrun.config import validate_run
-from rlrun.errors import CheckpointError, ConfigError, EnvCopyError, TrainingDivergedError
+from rlrun.errors import CheckpointError, ConfigError, EnvCopyError, RlrunError, TrainingDivergedError
 from rlrun.evaluate import (
     InfoAverager,
     compare,
@@ -74,12 +75,26 @@ def crossed(before: int, now: int, every: int, start: int = 0) -> int:
     return now // every - max(before, start - 1) // every
 
 
+class Interrupted(BaseException):
+    """A signal that arrived during the final or baseline evaluation, which have no step boundary to stop at.
+    A BaseException so that no `except Exception` in an env or agent swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class StopRequested:
-    """SIGINT/SIGTERM set a flag; the loop checkpoints and exits at the next step boundary."""
+    """SIGINT/SIGTERM set a flag; the loop checkpoints and exits at the next step boundary. After
+    `raise_from_now_on()` a signal raises Interrupted instead (the final evaluation checks no flag)."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
+        self._raise = False
+
+    def raise_from_now_on(self) -> None:
+        self._raise = True
 
     def __enter__(self) -> StopRequested:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -93,6 +108,8 @@ class StopRequested:
         if self.signum is not None:  # second Ctrl-C: give up waiting
             raise KeyboardInterrupt
         self.signum = signum
+        if self._raise:
+            raise Interrupted(signum)
 
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
@@ -107,24 +124,27 @@ class Trainer:
         validate_run(cfg)
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        created = not self.run_dir.exists()
+        self._lock: RunDirLock | None = RunDirLock(self.run_dir).acquire()
+        remove_orphaned_tmp(self.run_dir / "checkpoints")  # left by a killed writer; we are the only one now
+        try:
+            self._setup(cfg, resume, labels)
+        except BaseException as e:
+            self.close()
+            if created and isinstance(e, RlrunError):  # a refused run leaves no directory behind
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            raise
+
+    def _setup(self, cfg: DictConfig, resume: bool, labels: dict[str, str] | None) -> None:
         self.labels = labels or {}
         self.resume = resume
         self.num_envs = int(cfg.num_envs)
         torch.set_num_threads(int(cfg.torch_threads))
         torch.manual_seed(int(cfg.seed))
         self.envs = build_pool(cfg, log_dir=self.run_dir)
-        try:
-            self.eval_envs = build_pool(cfg, log_dir=self.run_dir / "eval", evaluation=True,
-                                        num_envs=min(self.num_envs, int(cfg.eval_episodes)))
-        except BaseException:
-            self.envs.close()
-            raise
-        try:
-            self._build(cfg)
-        except BaseException:
-            self.close()
-            raise
+        self.eval_envs = build_pool(cfg, log_dir=self.run_dir / "eval", evaluation=True,
+                                    num_envs=min(self.num_envs, int(cfg.eval_episodes)))
+        self._build(cfg)
 
     def _build(self, cfg: DictConfig) -> None:
         n = self.num_envs
@@ -137,7 +157,7 @@ class Trainer:
         if self.offline:
             if not cfg.dataset:
                 raise ConfigError(f"agent {type(self.agent).__name__} is offline: set dataset=<path to .npz>")
-            self.replay.add_dataset(load_dataset(str(cfg.dataset)))
+            self.replay.add_dataset(load_dataset(str(cfg.dataset), like=self.replay))
         self.rng = np.random.default_rng(int(cfg.seed) + 2)  # random actions during learning_starts
         self.progress = Progress(episode_returns=[0.0] * n, episode_lengths=[0] * n)
         self.info_avg = [InfoAverager() for _ in range(n)]
@@ -156,10 +176,15 @@ class Trainer:
         return RolloutBuffer(agent.n_steps, n, obs_dim, agent.raw_dim, agent.mask_dim, device=agent.device)
 
     def close(self) -> None:
-        """Stop the env copies (worker processes, Ray actors)."""
+        """Stop the env copies (worker processes, Ray actors), remove temp files an error left behind, and
+        give the run directory free."""
         for pool in (getattr(self, "envs", None), getattr(self, "eval_envs", None)):
             if pool is not None:
                 pool.close()
+        if self._lock is not None:
+            remove_orphaned_tmp(self.run_dir / "checkpoints")
+            self._lock.release()
+            self._lock = None
 
     # ---- checkpoints --------------------------------------------------------------------------------
     def _payload(self, env_states: bool = True) -> dict[str, Any]:
@@ -238,13 +263,12 @@ class Trainer:
         cfg, p = self.cfg, self.progress
         total = int(cfg.total_steps)
         logger = RunLogger(self.run_dir, total, p.step, bool(cfg.progress), self.resume,
-                           tensorboard_layout(self.envs))
+                           tensorboard_layout(self.envs), final_step=total)
         if self.obs is None and not self.offline:
             self.obs, self.last_infos = self.envs.reset([int(cfg.seed) + i for i in range(self.num_envs)])
         losses: dict[str, list[float]] = {}
         recent = deque(p.recent_returns, maxlen=20)
         t0, step0, last_bar = time.perf_counter(), p.step, p.step
-        interrupted = None
         with StopRequested() as stop:
             while p.step < total and not stop:
                 before = p.step
@@ -277,19 +301,25 @@ class Trainer:
                 if crossed(before, p.step, int(cfg.checkpoint_every)):
                     p.recent_returns = list(recent)
                     self.save("last")
-            interrupted = stop.signum
-        if losses:
-            logger.scalars({k: float(np.mean(v)) for k, v in losses.items()}, p.step)
-        p.recent_returns = list(recent)
-        elapsed = time.perf_counter() - t0
-        self.save("last")
-        if interrupted is not None:
-            logger.message(f"interrupted at step {p.step}: checkpoint written; continue with "
-                           f"`rlrun train resume={self.run_dir}`")
-            logger.close()
-            return {"status": "interrupted", "signal": interrupted, "step": p.step}
-        final = self.evaluate(logger)
-        summary = self._finish(logger, final, elapsed, p.step - step0)
+            if losses:
+                logger.scalars({k: float(np.mean(v)) for k, v in losses.items()}, p.step)
+            p.recent_returns = list(recent)
+            elapsed = time.perf_counter() - t0
+            self.save("last")  # inside the handlers: a signal now cannot kill the write half-way
+            if stop.signum is not None:
+                logger.message(f"interrupted at step {p.step}: checkpoint written; continue with "
+                               f"`rlrun train resume={self.run_dir}`")
+                logger.close()
+                return {"status": "interrupted", "signal": stop.signum, "step": p.step}
+            stop.raise_from_now_on()
+            try:
+                final = self.evaluate(logger)
+                summary = self._finish(logger, final, elapsed, p.step - step0)
+            except Interrupted as e:
+                logger.message(f"interrupted during the final evaluation at step {p.step}: checkpoint "
+                               f"written; `rlrun train resume={self.run_dir}` evaluates it again")
+                logger.close()
+                return {"status": "interrupted", "signal": e.signum, "step": p.step}
         logger.close()
         return summary
 

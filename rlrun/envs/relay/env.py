@@ -49,6 +49,7 @@ from rlrun.envs.relay.topology import build_topology
 from rlrun.errors import ConfigError
 
 _LOG_MAX_SIZE = math.log1p(O.MAX_SIZE_BYTES)
+MAX_LOAD = 5_000.0  # messages per simulated second: the grid saturates near 350, the README runs 50 to 380
 
 REWARD_DEFAULTS: dict[str, Any] = {
     "latency_weight": 1.0,  # per second of delivery time
@@ -180,8 +181,9 @@ class RelayEnv(gym.Env):
         reward: Any = None,
     ) -> None:
         self.reward_cfg = resolve_reward(reward)
-        if load <= 0:
-            raise ConfigError(f"env.load must be > 0 messages per second, got {load}")
+        if not 0 < load <= MAX_LOAD:
+            raise ConfigError(f"env.load must be in (0, {MAX_LOAD:g}] messages per second, got {load} (a step "
+                              f"simulates every arrival before the next decision: beyond that it never returns)")
         if episode_ms <= 0:
             raise ConfigError(f"env.episode_ms must be > 0, got {episode_ms}")
         if max_steps < 0 or max_hops < 1:
