@@ -13,7 +13,7 @@ import torch
 
 from rlrun.collect import EnvPool
 from rlrun.collect.pool import SyncPool
-from rlrun.errors import ConfigError
+from rlrun.errors import CheckpointError, ConfigError
 from rlrun.run_dir import load_run_config
 
 
@@ -199,7 +199,7 @@ def eval_command(args: list[str]) -> int:
     torch.set_num_threads(int(cfg.torch_threads))
     env = build_env(cfg, log_dir=run_dir / "eval_cli", evaluation=True)
     agent = build_agent(cfg, env)
-    agent.load_state_dict(ckpt["agent"])
+    load_agent_state(agent, ckpt, ckpt_path)
     if kv.get("inference", "float") != "float":
         from rlrun.deploy.export import wrap_for_inference
 
@@ -215,9 +215,22 @@ def eval_command(args: list[str]) -> int:
         print(format_comparison(result["baseline"]))
     suffix = "" if kv.get("inference", "float") == "float" else f"_{kv['inference']}"
     out = run_dir / f"eval_{ckpt_path.stem}_seed{seed}_n{episodes}{suffix}.json"
-    out.write_text(json.dumps(result, indent=2))
+    try:
+        out.write_text(json.dumps(result, indent=2))
+    except OSError as e:
+        raise CheckpointError(f"cannot write {out} ({e.strerror or e}); the result above was not saved") from None
     print(f"wrote {out}")
     return 0
+
+
+def load_agent_state(agent: Any, ckpt: dict[str, Any], path: Path) -> None:
+    """A checkpoint of another agent or env (other layer names or shapes) is a CheckpointError line."""
+    try:
+        agent.load_state_dict(ckpt["agent"])
+    except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"checkpoint {path} does not fit this run's {type(agent).__name__} agent and its "
+                              f"env ({reason[:200]})") from None
 
 
 def finite_or_none(x: float) -> float | None:

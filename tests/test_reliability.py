@@ -392,3 +392,31 @@ def test_datasets_that_do_not_fit_are_one_line(tmp_path, defect, expected):
     good = _dataset(50, 2, 2)
     np.savez_compressed(path, **good)
     Trainer(cfg, tmp_path / "run").close()  # the same config with a fitting dataset builds
+
+
+# ---- 7. eval: a checkpoint of another run, a read-only run dir -----------------------------------------------
+
+def test_eval_with_a_foreign_checkpoint_or_read_only_dir_is_one_line(tmp_path, monkeypatch, capsys, finished_run):
+    from rlrun.cli import main
+
+    other = tmp_path / "other"
+    Trainer(compose([*TINY, "env.dim=3", "total_steps=30", "eval_every=0", "baseline=null"]), other).run()
+    monkeypatch.chdir(tmp_path)
+    before = _digest(finished_run)
+    assert main(["eval", f"run={finished_run}", f"checkpoint={other / 'checkpoints' / 'last.pt'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: checkpoint ") and "does not fit this run's DDPG agent" in err and "\n" not in err
+    assert _digest(finished_run) == before
+
+    write_text = Path.write_text
+
+    def read_only(self, *args, **kwargs):
+        if self.name.startswith("eval_"):
+            raise PermissionError(13, "Permission denied")
+        return write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", read_only)
+    assert main(["eval", f"run={finished_run}", "episodes=1"]) == 2
+    out, err = capsys.readouterr()
+    assert "over 1 episodes" in out  # the result is printed before the write fails
+    assert err.strip().startswith("error: cannot write ") and "Permission denied" in err and "\n" not in err.strip()
