@@ -335,7 +335,8 @@ def merge_resume_overrides(cfg, extra: list[str]):
         try:
             typed.merge_with_dotlist([override])
         except OmegaConfBaseException as e:
-            raise ConfigError(f"{key}={value!r}: {_one_line(e, []).splitlines()[0]}") from None
+            reason = _one_line(e, []).splitlines()[0].removeprefix(f"{key}: ")
+            raise ConfigError(f"{key}={value!r} is refused: {reason}") from None
     return typed
 
 

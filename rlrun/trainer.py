@@ -93,8 +93,8 @@ class StopRequested:
         self._previous: dict[int, Any] = {}
         self._raise = False
 
-    def raise_from_now_on(self) -> None:
-        self._raise = True
+    def raise_on_signal(self, enabled: bool = True) -> None:
+        self._raise = enabled
 
     def __enter__(self) -> StopRequested:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -311,15 +311,17 @@ class Trainer:
                                f"`rlrun train resume={self.run_dir}`")
                 logger.close()
                 return {"status": "interrupted", "signal": stop.signum, "step": p.step}
-            stop.raise_from_now_on()
+            stop.raise_on_signal()
             try:
                 final = self.evaluate(logger)
-                summary = self._finish(logger, final, elapsed, p.step - step0)
+                self._compare_to_baseline(final, logger)
             except Interrupted as e:
                 logger.message(f"interrupted during the final evaluation at step {p.step}: checkpoint "
                                f"written; `rlrun train resume={self.run_dir}` evaluates it again")
                 logger.close()
                 return {"status": "interrupted", "signal": e.signum, "step": p.step}
+            stop.raise_on_signal(False)  # the result is complete: writing it out takes a moment, let it
+            summary = self._finish(logger, final, elapsed, p.step - step0)
         logger.close()
         return summary
 
@@ -423,13 +425,15 @@ class Trainer:
                             res.obs[i], res.terminated[i], self.agent.gamma, self.agent.device)
 
     # ---- end of run ---------------------------------------------------------------------------------
-    def _finish(self, logger: RunLogger, final: dict[str, Any], elapsed: float, steps: int) -> dict[str, Any]:
-        p = self.progress
+    def _compare_to_baseline(self, final: dict[str, Any], logger: RunLogger) -> None:
         if self.baseline is not None:
             base = evaluate_policy(self.eval_envs, self.baseline, int(self.cfg.eval_episodes),
                                    int(self.cfg.eval_seed))
             final["baseline"] = compare(final, base, self.cfg.baseline)
             logger.message(format_comparison(final["baseline"]))
+
+    def _finish(self, logger: RunLogger, final: dict[str, Any], elapsed: float, steps: int) -> dict[str, Any]:
+        p = self.progress
         summary = {
             "status": "finished",
             **self.labels,

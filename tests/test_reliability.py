@@ -420,3 +420,17 @@ def test_eval_with_a_foreign_checkpoint_or_read_only_dir_is_one_line(tmp_path, m
     out, err = capsys.readouterr()
     assert "over 1 episodes" in out  # the result is printed before the write fails
     assert err.strip().startswith("error: cannot write ") and "Permission denied" in err and "\n" not in err.strip()
+
+
+def test_resume_overrides_are_typed_and_checked(tmp_path, monkeypatch, capsys, finished_run):
+    from rlrun.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    before = _digest(finished_run)
+    for override, expected in (("total_steps=abc", "total_steps='abc'"),
+                               ("agent.tua=1", "agent.tua is not a config key of this run"),
+                               ("agent.gamma=5", "agent.gamma must be in (0, 1]")):
+        assert main(["train", f"resume={finished_run}", override]) == 2, override
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and expected in err and "\n" not in err, err
+    assert _digest(finished_run) == before
