@@ -203,6 +203,8 @@ def _train_task(cfg) -> float | None:
         return None
     if summary["status"] == "interrupted":
         _exit_code = 128 + int(summary["signal"])
+        if multirun:  # the queued jobs must not start (see sweep.SweepInterrupt)
+            sweep.mark_interrupted(Path(hc.sweep.dir), int(summary["signal"]))
         return None
     value = float(summary["final"]["return_mean"])
     return value if math.isfinite(value) else None

@@ -159,6 +159,12 @@ def was_interrupted(sweep_dir: Path) -> bool:
     return (Path(sweep_dir) / INTERRUPTED_MARKER).exists()
 
 
+def mark_interrupted(sweep_dir: Path, signum: int) -> None:
+    """Record that the sweep was interrupted (by the parent, or by a job that ran in the parent's process
+    under the basic launcher, where the job's own handler got the signal)."""
+    (Path(sweep_dir) / INTERRUPTED_MARKER).write_text(str(signum))
+
+
 def write_job_status(run_dir: Path, status: str, labels: dict[str, Any], error: str) -> None:
     """eval.json of a job that has no result (failed, not started), which the sweep report reads."""
     import json
@@ -187,7 +193,7 @@ class SweepInterrupt:
             self.signum = signum
             print("\ninterrupted: waiting for the running jobs to write their checkpoints "
                   "(queued jobs do not start)", file=sys.stderr)
-            (self.sweep_dir / INTERRUPTED_MARKER).touch()
+            mark_interrupted(self.sweep_dir, signum)
         if signum == signal.SIGTERM:
             for pid in child_pids():
                 with contextlib.suppress(ProcessLookupError):
@@ -196,7 +202,11 @@ class SweepInterrupt:
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-        (self.sweep_dir / INTERRUPTED_MARKER).unlink(missing_ok=True)
+        marker = self.sweep_dir / INTERRUPTED_MARKER
+        if self.signum is None and marker.is_file():
+            text = marker.read_text().strip()
+            self.signum = int(text) if text.isdigit() else int(signal.SIGINT)
+        marker.unlink(missing_ok=True)
 
 
 def child_pids() -> list[int]:

@@ -141,14 +141,15 @@ def test_default_run_dirs_never_collide(tmp_path, monkeypatch):
 
 # ---- 2. Ctrl-C to a sweep, failing sweeps ----------------------------------------------------------------
 
-def test_ctrl_c_to_a_sweep_lets_every_job_checkpoint(tmp_path):
+def _interrupted_sweep(tmp_path: Path, launcher: list[str], running: list[str]) -> tuple[str, str, dict]:
+    """Start a sweep of 3 long jobs, Ctrl-C it once the `running` jobs train; (stdout, stderr, job statuses)."""
     sweep = tmp_path / "sweep"
     args = ["sweep", *TINY, "total_steps=1000000", "eval_every=0", "checkpoint_every=0", "seed=0,1,2",
-            "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
+            "progress=false", *launcher, f"hydra.sweep.dir={sweep}"]
     proc = subprocess.Popen([*RLRUN, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     deadline = time.monotonic() + 120
-    while not all((sweep / j / "metrics.csv").is_file() for j in ("0", "1")):
+    while not all((sweep / j / "metrics.csv").is_file() for j in running):
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
@@ -157,11 +158,21 @@ def test_ctrl_c_to_a_sweep_lets_every_job_checkpoint(tmp_path):
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     with (sweep / "summary.csv").open() as f:
         status = {row["job"]: row["status"] for row in csv.DictReader(f)}
-    assert status == {"0": "interrupted", "1": "interrupted", "2": "not started"}
-    for job in ("0", "1"):
+    for job in running:
         ckpt = sweep / job / "checkpoints"
         assert (ckpt / "last.pt").is_file() and not list(ckpt.glob(".*.tmp"))
+    return out, err, status
+
+
+def test_ctrl_c_to_a_sweep_lets_every_job_checkpoint(tmp_path):
+    out, _, status = _interrupted_sweep(tmp_path, ["hydra.launcher.n_jobs=2"], running=["0", "1"])
+    assert status == {"0": "interrupted", "1": "interrupted", "2": "not started"}
     assert "sweep summary" in out
+
+
+def test_ctrl_c_to_a_sequential_sweep_starts_no_more_jobs(tmp_path):
+    _, _, status = _interrupted_sweep(tmp_path, ["hydra/launcher=basic"], running=["0"])
+    assert status == {"0": "interrupted", "1": "not started", "2": "not started"}
 
 
 def test_a_sweep_with_failed_jobs_exits_non_zero(tmp_path):
