@@ -445,3 +445,24 @@ def test_resume_overrides_are_typed_and_checked(tmp_path, monkeypatch, capsys, f
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and expected in err and "\n" not in err, err
     assert _digest(finished_run) == before
+
+
+def test_a_full_disk_mid_run_stops_with_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    from rlrun.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    trainer = Trainer(compose([*TINY, "total_steps=100", "eval_every=0", "checkpoint_every=50"]), run)
+    save, calls = torch.save, []
+
+    def second_save_hits_a_full_disk(obj, f):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        save(obj, f)
+
+    monkeypatch.setattr(torch, "save", second_save_hits_a_full_disk)
+    with pytest.raises(CheckpointError, match="No space left on device.*previous checkpoint is intact"):
+        trainer.run()
+    monkeypatch.undo()
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["trainer"]["step"] == 50
+    assert not list(run.rglob("*.tmp")) and not (run / LOCK_NAME).exists()
