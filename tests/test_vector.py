@@ -199,7 +199,9 @@ def test_a_failing_copy_stops_the_run_with_one_line_and_the_run_resumes(tmp_path
     assert last.startswith("error: ") and says in last, proc.stderr
     assert "Traceback" not in proc.stderr
     assert (run_dir / "checkpoints" / "last.pt").is_file()
-    proc = run_cli(["train", f"resume={run_dir}", "env.fail_seed=-1"], tmp_path, env={"PYTHONPATH": str(TESTS)})
+    # the run's env is the test's own class: resuming it means trusting that module (README, Security)
+    proc = run_cli(["train", f"resume={run_dir}", "env.fail_seed=-1", "trust_config=counting_env."], tmp_path,
+                   env={"PYTHONPATH": str(TESTS)})
     assert proc.returncode == 0, proc.stderr
     assert "final eval" in proc.stdout + proc.stderr
 
