@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rlrun.errors import ConfigError
 
@@ -32,17 +32,16 @@ def set_trust(value: str | None) -> None:
 
 
 def targets(node: Any, path: str = "") -> list[tuple[str, str]]:
-    """(config key, target) of every `_target_` in a config, nested dicts and lists included."""
+    """(config key, target) of every `_target_` in a config, nested dicts and lists included. Interpolations
+    stay unresolved: `_target_: ${x}` is checked as the text it is, and refused."""
+    if isinstance(node, DictConfig | ListConfig):
+        node = OmegaConf.to_container(node, resolve=False)
     found: list[tuple[str, str]] = []
-    if isinstance(node, DictConfig | dict):
-        for key in node:
-            value = node[key] if not isinstance(node, DictConfig) else node._get_node(key)._value()
+    if isinstance(node, dict):
+        for key, value in node.items():
             child = f"{path}.{key}" if path else str(key)
-            if key == "_target_":
-                found.append((child, str(value)))
-            else:
-                found += targets(node[key] if isinstance(value, DictConfig | ListConfig) else value, child)
-    elif isinstance(node, ListConfig | list):
+            found += [(child, str(value))] if key == "_target_" else targets(value, child)
+    elif isinstance(node, list):
         for i, item in enumerate(node):
             found += targets(item, f"{path}[{i}]")
     return found

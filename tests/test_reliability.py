@@ -326,7 +326,7 @@ def test_only_targets_defined_in_rlrun_pass_unless_trusted(trust_reset):
     check_targets({"env": {"_target_": "rlrun.envs.reach.ReachEnv"},
                    "agent": {"nets": [{"_target_": "rlrun.agents.ddpg.DDPG"}]}}, "cfg")
     for target in ("os.system", "rlrun.checkpoint.os.system", "rlrun.checkpoint.__builtins__", "rlrunx.evil",
-                   "rlrun.no_such_module.X"):
+                   "rlrun.no_such_module.X", "${oc.env:EVIL}"):
         with pytest.raises(ConfigError, match="is not an rlrun class"):
             check_targets({"agent": {"nets": [{"_target_": target}]}}, "cfg")
     trust_reset("mypkg.,other.mod.")
