@@ -180,8 +180,8 @@ class Trainer:
     def _restore(self, ckpt: dict[str, Any]) -> None:
         try:
             self.agent.load_state_dict(ckpt["agent"])
-            if self.replay is not None and ckpt["replay"] is not None and not self.offline:
-                self.replay.load_state_dict(ckpt["replay"])
+            if self.replay is not None and ckpt["replay"] is not None:
+                self.replay.load_state_dict(ckpt["replay"])  # offline too: the dataset's learned priorities
             if self.rollout is not None:
                 self.rollout.load_state_dict(ckpt["rollout"])
             t = dict(ckpt["trainer"])
@@ -213,6 +213,8 @@ class Trainer:
             p.episode_returns, p.episode_lengths = [0.0] * self.num_envs, [0] * self.num_envs
             for avg in self.info_avg:
                 avg.reset()
+            if self.replay is not None:
+                self.replay.drop_open_windows()  # their episodes are gone: no window may span two episodes
             if self.rollout is not None:
                 self.rollout.reset()  # a rollout must not continue across the restarted episodes
 
@@ -252,6 +254,7 @@ class Trainer:
                     if self.offline:
                         self._learn(losses)
                         p.step += 1
+                        self.replay.on_step(p.step)  # PER's beta anneals over gradient updates offline
                     else:
                         self._env_step(logger, losses, recent)
                 except EnvCopyError as e:
