@@ -136,7 +136,7 @@ def test_terminal_hops_use_the_reward_alone():
 def test_select_next_hop_api():
     env = RelayEnv()
     agent = make(env, deny=[3])
-    feats = np.zeros((3, 10))
+    feats = np.zeros((3, 11))
     feats[:, 4] = [0.9, 0.5, 0.9]  # reputation
     feats[:, 5] = [1, 1, 0]  # regionMatch
     wl = Workload("best-effort", 5000.0, 0.2, region_hint=0)
