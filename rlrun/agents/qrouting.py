@@ -235,7 +235,7 @@ class QRouting(Agent):
         pool_bins: int = 4,
         per_class_heads: bool = False,
         prior: str = "distance",
-        prior_scale: float = 4.0,
+        prior_scale: float = 2.0,
         split_horizon: bool = True,
         cold_start: float = 0.5,
         cold_start_ms: float = 20.0,
