@@ -75,14 +75,16 @@ def crossed(before: int, now: int, every: int, start: int = 0) -> int:
 
 
 class StopRequested:
-    """SIGINT/SIGTERM set a flag; the loop checkpoints and exits at the next step boundary."""
+    """SIGINT/SIGTERM (and SIGUSR2, the time-limit warning SLURM sends through submitit's `--signal`) set a
+    flag; the loop checkpoints and exits at the next step boundary, so a preempted or timed-out cluster job
+    resumes with `rlrun train resume=<job dir>`."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopRequested:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread (e.g. some Hydra launchers): no handler
@@ -287,8 +289,8 @@ class Trainer:
         elapsed = time.perf_counter() - t0
         self.save("last")
         if interrupted is not None:
-            logger.message(f"interrupted at step {p.step}: checkpoint written; continue with "
-                           f"`rlrun train resume={self.run_dir}`")
+            logger.message(f"interrupted by {signal.Signals(interrupted).name} at step {p.step}: checkpoint "
+                           f"written; continue with `rlrun train resume={self.run_dir}`")
             logger.close()
             return {"status": "interrupted", "signal": interrupted, "step": p.step}
         final = self.evaluate(logger)
