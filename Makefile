@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RLRUN := $(VENV)/bin/rlrun
 EXTRAS ?= test
 
-.PHONY: install demo test test-slow bench lint tensorboard clean inverter-pipeline
+.PHONY: install demo test test-slow test-cluster bench lint tensorboard clean inverter-pipeline
 
 install: $(VENV)/.installed-$(EXTRAS)
 
@@ -23,6 +23,13 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -p no:cacheprovider -m slow
+
+# Sweeps on a real one-node SLURM cluster that the tests start and stop themselves (Debian packages, root).
+test-cluster: install
+	command -v slurmctld >/dev/null && command -v munged >/dev/null || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		slurmctld slurmd slurm-client munge)
+	$(PY) -m pytest -q -p no:cacheprovider -m cluster -s
 
 bench:
 	$(MAKE) install EXTRAS=test,bench,sweep

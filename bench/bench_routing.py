@@ -8,6 +8,10 @@ whole online training step (env step + act + update) for context.
 `python -m bench.bench_routing table` prints the results table of the issue's quality bar (several
 minutes): (a) low load, (b) high load, (c) a link degrading mid-episode, for shortest path, a random
 neighbour and the Q-routing variants, all on the same evaluation seeds.
+
+`python -m bench.bench_routing boyan_littman [ticks]` reproduces Boyan & Littman's experiment: mean delivery
+time vs load (0.5 to 3.5 new messages per tick) on their 6x6 grid, for shortest path, tabular Q-routing and
+the Boyan-Littman variant, each from a cold start in one run (see `cold_start_row`).
 """
 
 from __future__ import annotations
@@ -309,5 +313,84 @@ def table() -> None:
         print("| " + " | ".join(row) + " |")
 
 
+# ---- Boyan & Littman's experiment ----------------------------------------------------------------------
+
+BL_LOADS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)  # new messages per tick
+BL_CAP = 1000  # messages in the network at once; more are refused at their source (counted)
+NO_TTL = {k: [1e9, 1e9] for k in QCLASSES}
+
+
+def bl_env(load_per_tick: float, ticks: float, decide_at: str) -> RelayEnv:
+    """The classic set-up in rlrun's terms: 1 tick = 1 ms, no TTL or hop limit, one class of message, and
+    the reward reduced to delivery time (latency only) so that tabular Q-learning with gamma = 1 estimates
+    exactly what Boyan-Littman's variant does."""
+    return RelayEnv(
+        topology="boyan_littman",
+        load=load_per_tick * 1000.0,
+        episode_ms=ticks,
+        ttl_ms=NO_TTL,
+        class_mix=[1.0, 0.0, 0.0],
+        max_hops=100000,
+        max_in_flight=BL_CAP,
+        decide_at=decide_at,
+        reward={"success_bonus": 0.0},
+    )
+
+
+def bl_routers(env: RelayEnv) -> dict:
+    """Greedy learners (no epsilon) from empty tables; unseen hops start at the distance prior."""
+    greedy = {"epsilon_start": 0.0, "epsilon_min": 0.0, "alpha": 0.5, "seed": 0}
+    return {
+        "shortest path": (ShortestPathRouter(env.observation_space, env.action_space), False),
+        "tabular": (QRouting(env.observation_space, env.action_space, gamma=1.0, cold_start=0.0, **greedy), True),
+        "Boyan-Littman": (QRouting(env.observation_space, env.action_space, variant="boyan_littman", **greedy), True),
+    }
+
+
+def cold_start_row(load: float, ticks: float, decide_at: str) -> dict[str, tuple[float, float, float]]:
+    """Per router: (mean delivery ticks of the messages delivered in the second half of one cold-start run,
+    share of offered messages refused at the cap, messages in flight at the end)."""
+    out = {}
+    env = bl_env(load, ticks, decide_at)
+    for name, (agent, learns) in bl_routers(env).items():
+        rec: list[tuple[float, float]] = []
+        obs, _ = env.reset(seed=0)
+        while True:
+            action = agent.act(obs, learns)
+            nxt, reward, _, truncated, info = env.step(action)
+            if learns:
+                agent.update(_batch(obs, action, reward, nxt))
+            if info["delivered"]:
+                rec.append((env.now_ms, info["delivery_ms"]))
+            obs = nxt
+            if truncated:
+                break
+        r = np.array(rec)
+        late = r[r[:, 0] >= ticks / 2, 1]
+        out[name] = (float(late.mean()) if len(late) else float("nan"), info["rejected_ratio"], info["in_flight"])
+    return out
+
+
+def boyan_littman_table(ticks: float = 4000.0) -> None:
+    set_threads(1)
+    for decide_at in ("dequeue", "arrival"):
+        print(
+            f"\nBoyan-Littman 6x6 grid, decide_at={decide_at}, one {ticks:.0f}-tick run per cell from a cold start, "
+            f"cap {BL_CAP} in flight; cells: mean delivery ticks over the second half / % refused at the cap / "
+            "in flight at the end\n\n| load (msg/tick) | shortest path | tabular Q-routing | Boyan-Littman |\n"
+            "|---|---|---|---|",
+            flush=True,
+        )
+        for load in BL_LOADS:
+            row = cold_start_row(load, ticks, decide_at)
+            cells = [f"{m:.1f} / {100 * rej:.0f} % / {fl:.0f}" for m, rej, fl in row.values()]
+            print(f"| {load} | " + " | ".join(cells) + " |", flush=True)
+
+
 if __name__ == "__main__":
-    table() if sys.argv[1:] == ["table"] else main()
+    if sys.argv[1:2] == ["table"]:
+        table()
+    elif sys.argv[1:2] == ["boyan_littman"]:
+        boyan_littman_table(float(sys.argv[2]) if len(sys.argv) > 2 else 4000.0)
+    else:
+        main()

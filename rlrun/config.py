@@ -133,8 +133,12 @@ def validate_vector(cfg: DictConfig) -> None:
         raise ConfigError(f"vector must be one of {', '.join(VECTOR_MODES)}, got {cfg.vector!r}")
     if not cfg.env_timeout > 0:
         raise ConfigError(f"env_timeout must be > 0 seconds, got {cfg.env_timeout}")
-    if cfg.vector == "ray" and importlib.util.find_spec("ray") is None:
-        raise ConfigError("vector=ray needs Ray, which is not installed: pip install 'rlrun[ray]'")
+    if cfg.vector == "ray":
+        if importlib.util.find_spec("ray") is None:
+            raise ConfigError("vector=ray needs Ray, which is not installed: pip install 'rlrun[ray]'")
+        from rlrun.collect.ray_actor import check_ray_address
+
+        check_ray_address(cfg.ray.address, "ray.address")
     agent = locate(cfg.agent._target_)
     if cfg.num_envs > 1 and not getattr(agent, "batched_acting", False):
         raise ConfigError(f"agent {agent.__name__} acts for one env stream only (per-stream state): it cannot "

@@ -33,3 +33,8 @@ class EnvCopyError(RlrunError):
     message names the copy; the trainer checkpoints before the error reaches the user."""
 
     exit_code = 1  # not bad input: the run failed, and `rlrun train resume=<dir>` continues it
+
+
+class SimulationLimitError(RlrunError):
+    """A simulation would exceed a limit of its own bookkeeping (e.g. more messages in flight than it can
+    tell apart): the run stops with one line instead of silently mixing them up."""

@@ -89,6 +89,27 @@ def _sweep_name(args: list[str]) -> str:
     return "".join(c if c.isalnum() or c in "+-_." else "_" for c in "-".join(parts))
 
 
+def check_slurm_partition(partition: str | None) -> None:
+    """One line before anything is submitted: no SLURM here, or a partition the cluster does not have."""
+    import shutil
+    import subprocess
+
+    from rlrun.errors import ConfigError
+
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        raise ConfigError("hydra/launcher=submitit_slurm needs SLURM's sbatch and sinfo on PATH: run the sweep "
+                          "on the cluster's login node")
+    if partition in (None, "null"):
+        return
+    proc = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ConfigError(f"sinfo failed, so the SLURM controller cannot be reached: {proc.stderr.strip()}")
+    available = sorted({p.strip().rstrip("*") for p in proc.stdout.split()})
+    if partition not in available:
+        raise ConfigError(f"hydra.launcher.partition={partition} is not a partition of this SLURM cluster; "
+                          f"available: {', '.join(available)}")
+
+
 def prepare_sweep(args: list[str]) -> tuple[list[str], Path, int]:
     """The overrides `rlrun sweep` hands to Hydra, the sweep directory and the first job number.
 
@@ -120,6 +141,13 @@ def prepare_sweep(args: list[str]) -> tuple[list[str], Path, int]:
         if plugin and importlib.util.find_spec(plugin[0]) is None:
             raise ConfigError(f"{group}={option.removeprefix('rlrun_')} needs its Hydra plugin: "
                               f"pip install 'rlrun[{plugin[1]}]'")
+    if launcher == "rlrun_submitit_slurm":
+        check_slurm_partition(value_of(args, "hydra.launcher.partition"))
+    if launcher == "rlrun_ray":
+        from rlrun.collect.ray_actor import check_ray_address
+
+        key = "hydra.launcher.ray.init.address"
+        check_ray_address(value_of(args, key) or "auto", key)
     threads_arg = value_of(args, "torch_threads")
     if launcher == "rlrun_joblib":
         n_jobs, threads = plan_parallelism(usable_cores(), as_int(value_of(args, "hydra.launcher.n_jobs")),

@@ -85,8 +85,10 @@ class Interrupted(BaseException):
 
 
 class StopRequested:
-    """SIGINT/SIGTERM set a flag; the loop checkpoints and exits at the next step boundary. After
-    `raise_from_now_on()` a signal raises Interrupted instead (the final evaluation checks no flag)."""
+    """SIGINT/SIGTERM (and SIGUSR2, the time-limit warning SLURM sends through submitit's `--signal`) set a
+    flag; the loop checkpoints and exits at the next step boundary, so a preempted or timed-out cluster job
+    resumes with `rlrun train resume=<job dir>`. After `raise_on_signal()` a signal raises Interrupted
+    instead (the final evaluation has no step boundary to stop at)."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -97,7 +99,7 @@ class StopRequested:
         self._raise = enabled
 
     def __enter__(self) -> StopRequested:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread (e.g. some Hydra launchers): no handler
@@ -205,8 +207,8 @@ class Trainer:
     def _restore(self, ckpt: dict[str, Any]) -> None:
         try:
             self.agent.load_state_dict(ckpt["agent"])
-            if self.replay is not None and ckpt["replay"] is not None and not self.offline:
-                self.replay.load_state_dict(ckpt["replay"])
+            if self.replay is not None and ckpt["replay"] is not None:
+                self.replay.load_state_dict(ckpt["replay"])  # offline too: the dataset's learned priorities
             if self.rollout is not None:
                 self.rollout.load_state_dict(ckpt["rollout"])
             t = dict(ckpt["trainer"])
@@ -238,6 +240,8 @@ class Trainer:
             p.episode_returns, p.episode_lengths = [0.0] * self.num_envs, [0] * self.num_envs
             for avg in self.info_avg:
                 avg.reset()
+            if self.replay is not None:
+                self.replay.drop_open_windows()  # their episodes are gone: no window may span two episodes
             if self.rollout is not None:
                 self.rollout.reset()  # a rollout must not continue across the restarted episodes
 
@@ -276,6 +280,7 @@ class Trainer:
                     if self.offline:
                         self._learn(losses)
                         p.step += 1
+                        self.replay.on_step(p.step)  # PER's beta anneals over gradient updates offline
                     else:
                         self._env_step(logger, losses, recent)
                 except EnvCopyError as e:
@@ -307,8 +312,8 @@ class Trainer:
             elapsed = time.perf_counter() - t0
             self.save("last")  # inside the handlers: a signal now cannot kill the write half-way
             if stop.signum is not None:
-                logger.message(f"interrupted at step {p.step}: checkpoint written; continue with "
-                               f"`rlrun train resume={self.run_dir}`")
+                logger.message(f"interrupted by {signal.Signals(stop.signum).name} at step {p.step}: checkpoint "
+                               f"written; continue with `rlrun train resume={self.run_dir}`")
                 logger.close()
                 return {"status": "interrupted", "signal": stop.signum, "step": p.step}
             stop.raise_on_signal()
@@ -316,8 +321,9 @@ class Trainer:
                 final = self.evaluate(logger)
                 self._compare_to_baseline(final, logger)
             except Interrupted as e:
-                logger.message(f"interrupted during the final evaluation at step {p.step}: checkpoint "
-                               f"written; `rlrun train resume={self.run_dir}` evaluates it again")
+                logger.message(f"interrupted by {signal.Signals(e.signum).name} during the final evaluation at "
+                               f"step {p.step}: checkpoint written; `rlrun train resume={self.run_dir}` "
+                               f"evaluates it again")
                 logger.close()
                 return {"status": "interrupted", "signal": e.signum, "step": p.step}
             stop.raise_on_signal(False)  # the result is complete: writing it out takes a moment, let it

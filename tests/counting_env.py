@@ -56,3 +56,10 @@ class CountingEnv(gym.Env):
     def set_state(self, state: dict[str, Any]) -> None:
         self.first_seed, self.episode = state["first_seed"], state["episode"]
         self.t, self.steps = state["t"], state["steps"]
+
+
+class StatelessCountingEnv(CountingEnv):
+    """The same env without get_state/set_state: a resumed run restarts its episodes."""
+
+    get_state = None  # type: ignore[assignment]
+    set_state = None  # type: ignore[assignment]

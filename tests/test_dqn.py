@@ -191,3 +191,21 @@ def test_trainer_runs_dqn_on_relay_with_prioritized_replay(tmp_path):
     summary = Trainer(cfg, tmp_path).run()
     assert summary["step"] == 600 and (tmp_path / "checkpoints" / "last.pt").is_file()
     assert summary["final"]["metrics"]["refused"] == 0.0  # masked acting never refuses a message
+
+
+def test_discrete_start_offsets_actions_and_updates():
+    """Discrete(3, start=-1): acting returns start + index, and update() indexes Q with action - start."""
+    obs_space = spaces.Box(0.0, 1.0, (2,), dtype=np.float32)
+    space = spaces.Discrete(3, start=-1)
+    agent = DQN(obs_space, space, hidden=[8], loss="mse", eps_start=0.0, eps_end=0.0, seed=0)
+    obs = np.array([[0.2, 0.7], [0.9, 0.1]], dtype=np.float32)
+    with torch.no_grad():
+        greedy = agent.q(torch.as_tensor(obs)).argmax(dim=1).tolist()
+    assert agent.act_batch(obs, explore=False) == [g - 1 for g in greedy]
+    assert all(space.contains(a) for a in agent.act_batch(obs, explore=True))
+    batch = Batch(obs=torch.as_tensor(obs), actions=torch.tensor([[-1.0], [1.0]]), rewards=torch.tensor([1.0, 0.0]),
+                  next_obs=torch.as_tensor(obs), dones=torch.ones(2), discounts=torch.full((2,), 0.9))
+    with torch.no_grad():
+        q_sa = agent.q(torch.as_tensor(obs)).gather(1, torch.tensor([[0], [2]])).squeeze(1)
+    out = agent.update(batch)  # dones=1: y = r
+    assert out["loss/q"] == pytest.approx(F.mse_loss(q_sa, torch.tensor([1.0, 0.0])).item(), rel=1e-5)

@@ -118,13 +118,13 @@ def test_per_phase_metering_exports_at_least_net_metering():
 
 def test_train_and_test_days_are_disjoint():
     train, test = InverterEnv(split="train"), InverterEnv(split="test")
-    assert len(test.days) == 52 and len(train.days) == 313
+    assert len(test.days) == 49 and len(train.days) == 274
     assert not set(train.days) & set(test.days)
     for seed in range(5):
         _, info = test.reset(seed=seed)
-        assert is_test_day(info["day"], 7)
+        assert is_test_day(info["day"])
         _, info = train.reset(seed=seed)
-        assert not is_test_day(info["day"], 7)
+        assert not is_test_day(info["day"])
 
 
 def test_bad_config_is_rejected_with_the_key():
@@ -186,3 +186,28 @@ def test_get_state_set_state_resumes_exactly():
     for (oa, ra, *_), (ob, rb, *_) in zip(a, b, strict=True):
         np.testing.assert_array_equal(oa, ob)
         assert ra == rb
+
+
+def test_held_out_splits_cover_every_weekday_and_month_of_the_year():
+    """Whole held-out weeks: the test and validation splits each contain all 7 weekdays (2023-01-01 is a
+    Sunday), test weeks fall in 7 different months spread over all four seasons, and train, val and test
+    are disjoint and cover the year."""
+    from rlrun.envs.inverter.split import days_of
+
+    train, val, test = (days_of(s, 8) for s in ("train", "val", "test"))
+    assert (len(train), len(val), len(test)) == (274, 42, 49)
+    assert len(set(train) | set(val) | set(test)) == 365 and not set(val) & set(test)
+    for days in (val, test):
+        assert sorted({int(d) % 7 for d in days}) == list(range(7))
+    month_of = [(np.datetime64("2023-01-01") + np.timedelta64(int(d), "D")).astype("datetime64[M]") for d in test]
+    months = {int(str(m)[5:7]) for m in month_of}
+    assert len(months) >= 7 and {1, 3, 5, 6, 8, 10, 12} <= months  # a week may straddle two months
+    seasons = {(m % 12) // 3 for m in months}
+    assert seasons == {0, 1, 2, 3}
+
+
+def test_a_split_without_training_days_is_a_one_line_error():
+    with pytest.raises(ConfigError, match="no training days"):
+        InverterEnv(holdout_every_weeks=2)
+    with pytest.raises(ConfigError, match="env.split"):
+        InverterEnv(split="holdout")

@@ -181,6 +181,24 @@ def test_parameter_step_follows_inverted_q_gradient():
     assert all(torch.equal(a, b) for a, b in zip(q_params, agent.q_net.parameters(), strict=True))
 
 
+def test_inverting_gradients_average_over_the_batch_once():
+    """Away from the bounds (x near 0, factors ~1/2) the inverted step's parameter gradient is the tanh-free
+    reference -1/B sum_i inv(dQ_i/dx_i) dx_i/dtheta, not 1/B of it: grad_clip means the same in both modes."""
+    torch.manual_seed(0)
+    agent = PDQN(OBS, hybrid(), layout="per_action", q_hidden=[16], param_hidden=[16], grad_clip=None)
+    obs = torch.randn(32, 4)
+    x = agent.param_net(obs)
+    x_leaf = x.detach().requires_grad_(True)
+    q_rows = agent.q_values(agent.q_net, obs, x_leaf).sum(dim=1)
+    per_row = torch.autograd.grad(q_rows, x_leaf, grad_outputs=torch.ones_like(q_rows))[0]  # dQ_i/dx_i
+    reference = -(invert_gradients(per_row, x_leaf.detach()) * x).sum(dim=1).mean()
+    expected = torch.autograd.grad(reference, list(agent.param_net.parameters()))
+    agent.param_opt.step = lambda: None  # keep the gradients, skip the step
+    agent._param_step(obs)
+    for p, e in zip(agent.param_net.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.grad, e)
+
+
 def test_shared_layout_sends_the_chosen_slice_and_rebuilds_it_from_replay():
     space = spaces.Tuple((spaces.Discrete(3), spaces.Box(np.array([0.0, 10.0], np.float32),
                                                          np.array([1.0, 20.0], np.float32))))

@@ -136,7 +136,7 @@ def test_terminal_hops_use_the_reward_alone():
 def test_select_next_hop_api():
     env = RelayEnv()
     agent = make(env, deny=[3])
-    feats = np.zeros((3, 10))
+    feats = np.zeros((3, 11))
     feats[:, 4] = [0.9, 0.5, 0.9]  # reputation
     feats[:, 5] = [1, 1, 0]  # regionMatch
     wl = Workload("best-effort", 5000.0, 0.2, region_hint=0)
@@ -281,6 +281,8 @@ def test_low_load_delivers_like_shortest_path(variant):
     agent = make(env, variant=variant, epsilon_start=0.05, epsilon_decay=1e-4)
     for ep in range(3):
         episode(env, agent, seed=ep, learn=True)
+    learned = np.isfinite(agent.T).sum() if variant == "boyan_littman" else sum(len(r) for r in agent.q.values())
+    assert learned > 100  # it learned: the cold-start priors alone already route like shortest path
     q = episode(env, agent, seed=100, learn=False)
     assert q["delivery_ratio"] >= sp["delivery_ratio"] - 0.02
     assert q["delivery_ms_mean"] == pytest.approx(sp["delivery_ms_mean"], rel=0.12)

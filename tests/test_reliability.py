@@ -207,7 +207,7 @@ def test_sigterm_during_the_final_evaluation_is_resumable(tmp_path, during):
 
     setattr(policy, "act_batch" if during == "final" else "act", act_then_sigterm)
     assert trainer.run() == {"status": "interrupted", "signal": signal.SIGTERM, "step": 100}
-    assert "interrupted during the final evaluation" in (run / "train.log").read_text()
+    assert "interrupted by SIGTERM during the final evaluation" in (run / "train.log").read_text()
     assert not (run / "eval.json").exists() and not list(run.rglob("*.tmp"))
     resumed = Trainer(compose([*TINY, "total_steps=100", "eval_every=0", "checkpoint_every=0"]), run, resume=True)
     assert resumed.run()["status"] == "finished"

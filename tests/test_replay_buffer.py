@@ -79,3 +79,28 @@ def test_invalid_settings_are_config_errors():
         ReplayBuffer(OBS, ACT, n_step=0)
     with pytest.raises(ConfigError, match="capacity"):
         ReplayBuffer(OBS, ACT, capacity=0)
+
+
+def test_offline_dataset_gets_the_same_n_step_returns_as_online_adds():
+    """Two episodes (terminated at t=3, truncated at t=4) as `rlrun collect` writes them: add_dataset with
+    n_step=3 stores exactly what adding the steps one by one stores."""
+    rng = np.random.default_rng(0)
+    lengths, ends = [4, 5], ["terminated", "truncated"]
+    rows = {k: [] for k in ("obs", "actions", "rewards", "next_obs", "terminated", "truncated", "episode")}
+    online = ReplayBuffer(OBS, ACT, capacity=20, gamma=0.9, n_step=3)
+    for ep, (length, end) in enumerate(zip(lengths, ends, strict=True)):
+        for t in range(length):
+            r, last = float(rng.normal()), t == length - 1
+            term, trunc = last and end == "terminated", last and end == "truncated"
+            online.add(np.array([10 * ep + t]), np.array([0.5]), r, np.array([10 * ep + t + 1]), term, trunc)
+            for k, v in zip(rows, ([10 * ep + t], [0.5], r, [10 * ep + t + 1], term, trunc, ep), strict=True):
+                rows[k].append(v)
+    offline = ReplayBuffer(OBS, ACT, capacity=20, gamma=0.9, n_step=3)
+    offline.add_dataset({k: np.asarray(v, dtype=np.float32 if k not in ("terminated", "truncated", "episode")
+                                       else None) for k, v in rows.items()})
+    assert offline.size == online.size == 9
+    for name in ("obs", "actions", "rewards", "next_obs", "dones", "discounts"):
+        np.testing.assert_allclose(getattr(offline, name)[:9], getattr(online, name)[:9], rtol=1e-6, err_msg=name)
+    with pytest.raises(ConfigError, match="episode"):
+        ReplayBuffer(OBS, ACT, capacity=20, n_step=3).add_dataset(
+            {k: np.asarray(v) for k, v in rows.items() if k != "episode"})

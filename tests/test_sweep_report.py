@@ -149,6 +149,7 @@ def test_parallelism_plan(cores, n_jobs, threads, expected):
 def test_prepare_sweep_picks_presets_parallelism_and_the_sweep_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sweep_cli, "usable_cores", lambda: 6)
+    monkeypatch.setattr(sweep_cli, "check_slurm_partition", lambda partition: None)  # no SLURM needed here
     args, sweep_dir, first = sweep_cli.prepare_sweep(["agent=td3", "seed=0,1"])
     assert "hydra/launcher=rlrun_joblib" in args and "hydra.launcher.n_jobs=6" in args
     assert "torch_threads=1" in args and "progress=false" in args and first == 0
@@ -276,3 +277,36 @@ def test_without_the_plugins_a_sweep_runs_sequentially_or_says_what_to_install(t
         sweep_cli.prepare_sweep(["hydra/sweeper=optuna", "hydra.sweep.dir=x"])
     with pytest.raises(ConfigError, match=r"pip install 'rlrun\[ray\]'"):
         sweep_cli.prepare_sweep(["hydra/launcher=ray", "hydra.sweep.dir=x"])
+
+
+def test_slurm_launcher_without_slurm_or_with_an_unknown_partition_is_one_line(monkeypatch):
+    import shutil
+    import subprocess
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(ConfigError, match="needs SLURM's sbatch and sinfo on PATH"):
+        sweep_cli.check_slurm_partition("debug")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, "debug*\ngpu\n", ""))
+    sweep_cli.check_slurm_partition("gpu")
+    with pytest.raises(ConfigError, match=r"partition=cpu is not a partition of this SLURM cluster; "
+                                          r"available: debug, gpu"):
+        sweep_cli.check_slurm_partition("cpu")
+
+
+def test_ray_address_nobody_answers_is_one_line(monkeypatch, tmp_path):
+    import socket
+    import tempfile
+
+    from rlrun.collect.ray_actor import check_ray_address
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nobody listens there
+    with pytest.raises(ConfigError, match=f"ray.address=127.0.0.1:{port}: no Ray cluster answers there"):
+        check_ray_address(f"127.0.0.1:{port}", "ray.address")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    with pytest.raises(ConfigError, match="=auto, but no Ray cluster runs on this machine"):
+        check_ray_address("auto", "hydra.launcher.ray.init.address")
+    check_ray_address(None, "ray.address")  # a local Ray: nothing to check

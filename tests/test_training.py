@@ -90,3 +90,69 @@ def test_offline_agent_requires_a_dataset(tmp_path, small_reach):
     assert trainer.replay.size == 5 and trainer.replay.dones[4] == 1
     with pytest.raises(ConfigError, match="dataset"):
         trainer.replay.add_dataset({"obs": np.zeros((2, 3)), "rewards": np.zeros(2)})
+
+
+def test_offline_prioritized_replay_anneals_beta_and_resume_keeps_priorities(tmp_path):
+    """Offline (agent=cql) with replay=prioritized: beta anneals over gradient updates, and a resumed run keeps
+    the learned priorities, so it ends bit-identical to an uninterrupted one."""
+    rng = np.random.default_rng(0)
+    n = 256
+    path = tmp_path / "data.npz"
+    np.savez(path, obs=rng.normal(size=(n, 3)).astype(np.float32),
+             actions=rng.uniform(-1, 1, (n, 3)).astype(np.float32), rewards=rng.normal(size=n).astype(np.float32),
+             next_obs=rng.normal(size=(n, 3)).astype(np.float32), terminated=np.zeros(n, bool))
+    base = ["env=reach", "env.dim=3", "agent=cql", f"dataset={path}", "replay=prioritized", "replay.beta_steps=100",
+            "agent.actor_hidden=[16]", "agent.critic_hidden=[16]", "agent.batch_size=16", "total_steps=60",
+            "eval_every=0", "eval_episodes=1", "checkpoint_every=0", "progress=false", "plots=false",
+            "baseline=null"]
+    straight = Trainer(compose(base), tmp_path / "a")
+    straight.run()
+    assert straight.replay.beta == pytest.approx(0.4 + 0.6 * 60 / 100)
+
+    first = Trainer(compose(base), tmp_path / "b")
+    update = first.agent.update
+
+    def interrupt_after_30(batch):
+        out = update(batch)
+        if first.agent.updates == 30:
+            signal.raise_signal(signal.SIGTERM)
+        return out
+
+    first.agent.update = interrupt_after_30
+    assert first.run()["step"] == 30
+    saved = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["replay"]["priorities"]
+    resumed = Trainer(compose(base), tmp_path / "b", resume=True)
+    assert np.array_equal(resumed.replay.tree.leaves[:n], saved.numpy())
+    assert not np.all(saved.numpy() == saved.numpy()[0])  # priorities were learned, not all at max
+    resumed.run()
+    for k, v in straight.agent.actor.state_dict().items():
+        assert torch.equal(v, resumed.agent.actor.state_dict()[k]), k
+
+
+def test_resume_without_env_state_drops_the_interrupted_n_step_windows(tmp_path):
+    """An env without get_state restarts its episodes on resume; the open n-step windows of the interrupted
+    episodes must not be closed with the new episodes' states."""
+    from omegaconf import OmegaConf
+
+    def cfg():
+        c = compose(["agent=ddpg", "agent.actor_hidden=[8]", "agent.critic_hidden=[8]", "agent.batch_size=8",
+                     "replay.n_step=3", "num_envs=2", "total_steps=60", "learning_starts=100", "eval_every=0",
+                     "eval_episodes=1", "checkpoint_every=0", "progress=false", "plots=false", "baseline=null"])
+        c.env = OmegaConf.create({"_target_": "counting_env.StatelessCountingEnv", "max_steps": 7})
+        return c
+
+    first = Trainer(cfg(), tmp_path)
+    on_step = first.agent.on_step
+
+    def interrupt_at_24(step):
+        on_step(step)
+        if step == 24:
+            signal.raise_signal(signal.SIGTERM)
+
+    first.agent.on_step = interrupt_at_24
+    first.run()
+    assert first.replay.pending > 0
+    resumed = Trainer(cfg(), tmp_path, resume=True)
+    resumed.run()
+    r = resumed.replay
+    assert np.array_equal(r.obs[: r.size, :2], r.next_obs[: r.size, :2]), "a window spans two episodes"

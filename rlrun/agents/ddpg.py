@@ -65,6 +65,7 @@ class DDPG(Agent):
                                             device=dev)
         self.action_bias = torch.as_tensor((action_space.high + action_space.low) / 2.0, dtype=torch.float32,
                                            device=dev)
+        self.action_scale, self.action_bias = self.action_scale.reshape(-1), self.action_bias.reshape(-1)
         self._np_scale = self.action_scale.cpu().numpy()
         self._np_bias = self.action_bias.cpu().numpy()
 
@@ -83,7 +84,8 @@ class DDPG(Agent):
             a = self.actor(torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)).cpu().numpy()
         if explore:
             a = np.clip(a + self.noise.sample(len(a)), -1.0, 1.0)
-        return list((a * self._np_scale + self._np_bias).astype(self.action_space.dtype))
+        a = (a * self._np_scale + self._np_bias).reshape(len(a), *self.action_space.shape)
+        return list(a.astype(self.action_space.dtype))
 
     def on_episode_end(self, env_index: int = 0) -> None:
         self.noise.end_episode(env_index)

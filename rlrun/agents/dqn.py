@@ -83,6 +83,7 @@ class DQN(Agent):
         if lr <= 0:
             raise ConfigError(f"agent.lr must be > 0, got {lr}")
         self.n = int(action_space.n)
+        self.start = int(action_space.start)  # env action = start + index of the Q output
         self.obs_dim = int(observation_space.shape[0])
         if action_mask == "obs_tail" and self.obs_dim <= self.n:
             raise ConfigError(f"agent.action_mask=obs_tail needs more than {self.n} observation entries")
@@ -117,9 +118,9 @@ class DQN(Agent):
         for row in obs:
             choices = np.flatnonzero(self.valid(row))
             if len(choices) == 0:  # nothing is valid: any action (env=relay treats it as a refusal)
-                actions.append(0)
+                actions.append(self.start)
             elif explore and self.rng.random() < self.epsilon:
-                actions.append(int(self.rng.choice(choices)))
+                actions.append(self.start + int(self.rng.choice(choices)))
             else:
                 actions.append(None)
         greedy = [i for i, a in enumerate(actions) if a is None]
@@ -128,7 +129,7 @@ class DQN(Agent):
                 q = self.q(torch.as_tensor(obs[greedy], device=self.device)).cpu().numpy()
             for row, i in enumerate(greedy):
                 q[row][~self.valid(obs[i])] = -np.inf
-                actions[i] = int(np.argmax(q[row]))
+                actions[i] = self.start + int(np.argmax(q[row]))
         return actions
 
     def on_step(self, step: int) -> None:
@@ -156,7 +157,7 @@ class DQN(Agent):
         return torch.where(any_valid, value, torch.zeros_like(value))
 
     def update(self, batch: Batch) -> dict[str, Any]:
-        actions = batch.actions.reshape(len(batch), -1)[:, 0].round().long()
+        actions = batch.actions.reshape(len(batch), -1)[:, 0].round().long() - self.start
         with torch.no_grad():
             y = batch.rewards + batch.discounts * (1.0 - batch.dones) * self._next_value(batch.next_obs)
         q_sa = self.q(batch.obs).gather(1, actions.unsqueeze(1)).squeeze(1)

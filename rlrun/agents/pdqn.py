@@ -296,11 +296,11 @@ class PDQN(Agent):
         self.q_net.requires_grad_(False)  # the parameter loss must not move Q
         if self.inverting_gradients:
             x_leaf = x.detach().requires_grad_(True)
-            q_sum = self.q_values(self.q_net, obs, x_leaf).sum(dim=1).mean()
+            q_sum = self.q_values(self.q_net, obs, x_leaf).sum()  # rows independent: row i's grad is dQ_i/dx_i
             (grad,) = torch.autograd.grad(q_sum, x_leaf)
             grad = invert_gradients(grad, x_leaf.detach())
-            loss = -(grad * x).sum(dim=1).mean()  # d loss / dx = -inverted gradient
-            reported = -q_sum.item()
+            loss = -(grad * x).sum(dim=1).mean()  # d loss / dx_i = -inverted dQ_i/dx_i / B, as the tanh mode's
+            reported = -q_sum.item() / len(obs)
         else:
             loss = -self.q_values(self.q_net, obs, x).sum(dim=1).mean()
             reported = loss.item()

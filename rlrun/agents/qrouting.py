@@ -54,6 +54,7 @@ from rlrun.errors import CheckpointError, ConfigError, IncompatibleSpaceError
 # ---- the relay observation protocol (mirrors rlrun/envs/relay/obs.py; tests check they agree) -----------
 FORMAT_MARKER = 0.625
 ID_SCALE = 4096.0
+MSG_ID_MOD = float(1 << 24)  # the message id is (id mod 2^24 + 1) / 2^24
 N_CONTEXT, N_FEEDBACK, N_WORKLOAD = 6, 6, 7
 CANDIDATE_FEATURES = (
     "rtt",
@@ -66,10 +67,11 @@ CANDIDATE_FEATURES = (
     "dist",
     "on_sp",
     "is_dst",
+    "delay",
 )
 QCLASSES = ("best-effort", "regional", "backbone")
 SEED_FEATURES = 6  # rtt, loss, jitter, price, reputation, regionMatch: the seed's per-hop features
-F_RTT, F_REGION, F_REP, F_DIST, F_ON_SP, F_IS_DST = 0, 5, 4, 7, 8, 9
+F_RTT, F_REGION, F_REP, F_DIST, F_ON_SP, F_IS_DST, F_DELAY = 0, 5, 4, 7, 8, 9, 10
 RTT_NORM_MS = 100.0
 MAX_SIZE_BYTES = 1 << 20
 _LOG_MAX_SIZE = math.log1p(MAX_SIZE_BYTES)
@@ -158,6 +160,7 @@ class RelayObs:
         obs = np.asarray(obs, dtype=np.float32).reshape(-1)
         v = obs[self.o_ctx : self.o_cand].tolist()  # scalars in Python: cheaper than many tiny numpy calls
         ctx = [round(x * ID_SCALE) - 1 for x in v[:N_CONTEXT]]
+        ctx[3] = round(v[3] * MSG_ID_MOD) - 1
         fb = v[N_CONTEXT : N_CONTEXT + N_FEEDBACK]
         wl = v[N_CONTEXT + N_FEEDBACK :]
         mask = obs[self.o_mask : self.o_mask + self.d].tolist()
@@ -203,7 +206,6 @@ class _Pending:
 
 VARIANTS = ("tabular", "linear", "boyan_littman", "bandit")
 TABLES_KEY = "qrouting_tables"
-MAX_PENDING = 4095
 
 
 def _np(x: Any) -> np.ndarray:
@@ -233,7 +235,7 @@ class QRouting(Agent):
         pool_bins: int = 4,
         per_class_heads: bool = False,
         prior: str = "distance",
-        prior_scale: float = 4.0,
+        prior_scale: float = 2.0,
         split_horizon: bool = True,
         cold_start: float = 0.5,
         cold_start_ms: float = 20.0,
@@ -398,13 +400,14 @@ class QRouting(Agent):
         """Cold-start value of unseen (state, hop) entries, in the variant's units (reward; BL: ms).
 
         reputation (the seed): a preference in [0, 1] from the hop's regionMatch and reputation, scaled by
-        cold_start (BL: cold_start_ms * (1 - preference)). distance: additionally the hop's zero-load
-        one-way delay to the destination (its RTT/2 plus the static shortest-path RTT/2 from it), so an
-        untrained router starts out as shortest-path routing instead of exploring blindly."""
+        cold_start (BL: cold_start_ms * (1 - preference)). distance: additionally, times prior_scale, the
+        zero-load delivery time via the hop (the env's `delay` feature: this relay's service time, the link,
+        then service and link times along the fastest path on), so an untrained router starts out as
+        shortest-path routing instead of exploring blindly, and counts relays as well as links."""
         pref = 0.5 * (feats[:, F_REGION] + feats[:, F_REP])
         delay_ms = 0.0
         if self.prior_kind == "distance":
-            delay_ms = self.prior_scale * (feats[:, F_RTT] + feats[:, F_DIST]) * (RTT_NORM_MS / 2.0)
+            delay_ms = self.prior_scale * feats[:, F_DELAY] * RTT_NORM_MS
         if self.variant == "boyan_littman":
             return self.cold_start_ms * (1.0 - pref) + delay_ms
         return self.cold_start * pref - delay_ms / 1000.0
@@ -546,9 +549,7 @@ class QRouting(Agent):
                 self._bandit_close(new.trail)
             else:
                 tds.append(self._complete(new, None, delivered=delivered))
-        else:
-            if len(self.pending) >= MAX_PENDING:
-                self.pending.pop(next(iter(self.pending)))
+        else:  # one record per message in flight, however many: none is dropped to make room
             self.pending[dec.msg] = new
         return tds
 

@@ -7,6 +7,7 @@ baseline=shortest_path`, or trains nothing and is evaluated on its own.
 shortest_path: static shortest path by RTT. The env computes it with networkx (Dijkstra on the base link RTTs)
 and marks the next hop in the candidate feature `on_sp`; this agent follows it, so it routes exactly as
 networkx's shortest paths do and ignores load, drift and degradation, the classic reference for Q-routing.
+With `env.sp_ties=all` several next hops are marked and it draws one per message (equal-cost multipath).
 When that link is down it takes the live neighbour minimising link RTT + the neighbour's shortest-path RTT
 to the destination (the Bellman choice among what is left). Regional messages get the shortest path inside
 their region (the env computes it on the region's subgraph when cross-region hops are forbidden).
@@ -54,8 +55,10 @@ class ShortestPathRouter(_RelayBaseline):
         if len(dec.slots) == 0:
             return max(dec.free_slot, 0)
         on_sp = np.flatnonzero(dec.feats[:, F_ON_SP] > 0.5)
-        if len(on_sp):
+        if len(on_sp) == 1:
             return int(dec.slots[on_sp[0]])
+        if len(on_sp) > 1:  # env.sp_ties=all marks every equal-cost next hop: spread messages over them (ECMP)
+            return int(dec.slots[on_sp[int(self.rng.integers(len(on_sp)))]])
         return int(dec.slots[int(np.argmin(dec.feats[:, F_RTT] + dec.feats[:, F_DIST]))])
 
 

@@ -90,6 +90,16 @@ def _obs_array(obs_space: spaces.Space, rows: int) -> np.ndarray:
     return np.zeros((rows, *obs_space.shape), dtype=obs_space.dtype)
 
 
+def _step_result(obs_space: spaces.Space, answers: list[tuple]) -> StepResult:
+    """Stack the copies' (obs, reward, terminated, truncated, info) answers."""
+    k = len(answers)
+    out = StepResult(_obs_array(obs_space, k), np.zeros(k), np.zeros(k, bool), np.zeros(k, bool), [])
+    for row, (o, r, term, trunc, info) in enumerate(answers):
+        out.obs[row], out.rewards[row], out.terminated[row], out.truncated[row] = o, r, term, trunc
+        out.infos.append(info)
+    return out
+
+
 def _unwrapped_attr(env: Any, name: str, default: Any) -> Any:
     if name.startswith("__has__"):
         return callable(getattr(env.unwrapped, name[len("__has__"):], None))
@@ -128,13 +138,8 @@ class SyncPool(EnvPool):
 
     def step(self, actions, indices=None):
         idx = self._indices(indices)
-        k = len(idx)
-        out = StepResult(_obs_array(self.observation_space, k), np.zeros(k), np.zeros(k, bool), np.zeros(k, bool), [])
-        for row, (i, action) in enumerate(zip(idx, actions, strict=True)):
-            o, r, term, trunc, info = self._guard(i, self.envs[i].step, action)
-            out.obs[row], out.rewards[row], out.terminated[row], out.truncated[row] = o, r, term, trunc
-            out.infos.append(info)
-        return out
+        return _step_result(self.observation_space, [self._guard(i, self.envs[i].step, action)
+                                                     for i, action in zip(idx, actions, strict=True)])
 
     def call(self, method, args=None, indices=None):
         idx = self._indices(indices)
@@ -379,12 +384,7 @@ class RayPool(EnvPool):
         idx = self._indices(indices)
         answers = self._gather(idx, [self.actors[i].step.remote(a) for i, a in zip(idx, actions, strict=True)],
                                "step")
-        k = len(idx)
-        out = StepResult(_obs_array(self.observation_space, k), np.zeros(k), np.zeros(k, bool), np.zeros(k, bool), [])
-        for row, (o, r, term, trunc, info) in enumerate(answers):
-            out.obs[row], out.rewards[row], out.terminated[row], out.truncated[row] = o, r, term, trunc
-            out.infos.append(info)
-        return out
+        return _step_result(self.observation_space, answers)
 
     def call(self, method, args=None, indices=None):
         idx = self._indices(indices)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from rlrun.collect.factory import EnvFactory
@@ -15,6 +18,28 @@ def ray_module() -> Any:
     except ImportError:
         raise ConfigError("vector=ray needs Ray, which is not installed: pip install 'rlrun[ray]'") from None
     return ray
+
+
+def check_ray_address(address: str | None, key: str) -> None:
+    """Fail with one line, before anything is submitted or written, when no Ray cluster answers at `address`
+    (None/"null": a local Ray will be started, nothing to check; "auto": the cluster this machine joined)."""
+    if address in (None, "", "null", "None", "local"):
+        return
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS") or ""
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        if not address and current.is_file():
+            address = current.read_text().strip()
+        if not address:
+            raise ConfigError(f"{key}=auto, but no Ray cluster runs on this machine: start one with "
+                              f"`ray start --head`, or set {key}=<head>:6379 (null: start a local Ray)")
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3.0):
+            pass
+    except (OSError, ValueError):
+        raise ConfigError(f"{key}={address}: no Ray cluster answers there (is `ray start --head` running, "
+                          f"and is the port its --port?)") from None
 
 
 def _describe(e: BaseException) -> str:

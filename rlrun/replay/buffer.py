@@ -120,6 +120,12 @@ class ReplayBuffer:
             while window:
                 self._emit_oldest(window, next_obs, terminated)
 
+    def drop_open_windows(self) -> None:
+        """Forget the steps of unfinished n-step windows (their episodes were abandoned, e.g. on a resume
+        that restarts the episodes)."""
+        for window in self._pending:
+            window.clear()
+
     @property
     def pending(self) -> int:
         """Steps waiting in open n-step windows (all copies)."""
@@ -149,23 +155,51 @@ class ReplayBuffer:
         """Hook for subclasses (prioritized replay sets the new slot's priority)."""
 
     def add_dataset(self, data: dict[str, np.ndarray]) -> None:
-        """Bulk-load transitions (offline RL): keys obs, actions, rewards, next_obs, terminated."""
+        """Bulk-load transitions (offline RL): keys obs, actions, rewards, next_obs, terminated; with
+        `n_step` > 1 also truncated and episode, and the rows in time order (what `rlrun collect` writes), so
+        the n-step returns are assembled from consecutive rows of the same episode."""
         n = len(data["rewards"])
         if n > self.capacity:
             raise ConfigError(f"dataset has {n} transitions but replay.capacity is {self.capacity}")
         for key in ("obs", "actions", "rewards", "next_obs", "terminated"):
             if key not in data:
                 raise ConfigError(f"dataset lacks the key {key!r}")
+        rewards, next_obs, dones, discounts = self._n_step_rows(data, n)
         self.obs[:n] = data["obs"].reshape(n, -1)
-        self.next_obs[:n] = data["next_obs"].reshape(n, -1)
+        self.next_obs[:n] = next_obs
         self.actions[:n] = data["actions"].reshape(n, -1)
-        self.rewards[:n] = data["rewards"]
-        self.dones[:n] = data["terminated"]
-        self.discounts[:n] = self.gamma
+        self.rewards[:n] = rewards
+        self.dones[:n] = dones
+        self.discounts[:n] = discounts
         for i in range(n):
             self._on_store(i)
         self.pos = n % self.capacity
         self.size = n
+
+    def _n_step_rows(self, data: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, ...]:
+        """(R, s_{t+k}, done, gamma^k) for every row, k = n_step or fewer at the end of an episode."""
+        rewards = data["rewards"].astype(np.float64).reshape(n)
+        terminated = data["terminated"].astype(bool).reshape(n)
+        next_obs = data["next_obs"].reshape(n, -1)
+        if self.n_step == 1:
+            return rewards, next_obs, terminated.astype(np.float32), np.full(n, self.gamma)
+        for key in ("truncated", "episode"):
+            if key not in data:
+                raise ConfigError(f"replay.n_step={self.n_step} needs the dataset's {key!r} column (time-ordered "
+                                  f"episodes, as `rlrun collect` writes them)")
+        ends = terminated | data["truncated"].astype(bool).reshape(n)
+        episode = data["episode"].reshape(n)
+        ret, disc = rewards.copy(), np.full(n, self.gamma)
+        last = np.arange(n)  # the row whose next_obs / terminated the window ends on
+        open_ = ~ends
+        for _ in range(1, self.n_step):
+            nxt = np.minimum(last + 1, n - 1)
+            open_ &= (last + 1 < n) & (episode[nxt] == episode[last])
+            ret = np.where(open_, ret + disc * rewards[nxt], ret)
+            disc = np.where(open_, disc * self.gamma, disc)
+            last = np.where(open_, nxt, last)
+            open_ &= ~ends[last]
+        return ret, next_obs[last], terminated[last].astype(np.float32), disc
 
     # ---- reading ------------------------------------------------------------------------------------
     def _sample_indices(self, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:

@@ -17,8 +17,9 @@ and load (rlrun.envs.inverter.household: demandlib BDEW H25 + VDI 4655 + applian
 the whole episode at reset, and so is the measurement noise, so a step is a handful of numpy operations.
 
 Episodes: `episode_s` seconds starting uniformly in [window_start_h, window_end_h - episode_s] (local standard
-time) of a day drawn from the split: day-of-year d is a test day iff d % test_every == test_every // 2
-(52 held-out days spread over the seasons; `split=train` draws from the other 313, `split=all` from all).
+time) of a day drawn from the split (split.py): whole held-out weeks spread over the year, so every weekday
+and season is in each held-out split; `split=test` (7 weeks by default) is what evaluation uses, `split=val`
+(6 other weeks) is for model selection, `split=train` draws from the other 274 days, `split=all` from all.
 Defaults: 30-min windows between 09:00 and 16:00, where the export problem is. With `warm_start` (default)
 an episode starts as if a controller had been running: the slaves already absorb the surplus of second 0
 and the pending commands equal it, so a window's metrics are not dominated by a start-up transient that no
@@ -61,6 +62,7 @@ from gymnasium import spaces
 
 from rlrun.envs.inverter.household import load_trace
 from rlrun.envs.inverter.solar import SITES, clear_sky_day, load_site, pv_trace
+from rlrun.envs.inverter.split import days_of, split_of_days
 from rlrun.errors import ConfigError
 
 REWARD_KEYS = ("export_weight", "import_weight", "churn_weight", "over_limit_weight")
@@ -78,8 +80,8 @@ def pending_slice(delay_s: int) -> slice:
     return slice(N_FIXED, N_FIXED + 3 * delay_s)
 
 
-def is_test_day(doy: np.ndarray | int, test_every: int) -> np.ndarray | bool:
-    return np.asarray(doy) % test_every == test_every // 2
+def is_test_day(doy: np.ndarray | int, holdout_every_weeks: int = 8) -> np.ndarray | bool:
+    return split_of_days(holdout_every_weeks)[np.asarray(doy)] == 2
 
 
 def parse_reward(reward: Any) -> dict[str, float]:
@@ -134,7 +136,7 @@ class InverterEnv(gym.Env):
         window_start_h: float = 9.0,
         window_end_h: float = 16.0,
         split: str = "train",
-        test_every: int = 7,
+        holdout_every_weeks: int = 8,
         day: int = -1,
         cloud_shade_s: float = 60.0,
         cloud_edge_s: float = 4.0,
@@ -149,8 +151,6 @@ class InverterEnv(gym.Env):
             raise ConfigError(f"env.site must be one of {list(SITES)}, got {site!r}")
         if metering not in ("per_phase", "net"):
             raise ConfigError(f"env.metering must be one of ['per_phase', 'net'], got {metering!r}")
-        if split not in ("train", "test", "all"):
-            raise ConfigError(f"env.split must be one of ['train', 'test', 'all'], got {split!r}")
         if not 0 <= delay_s <= 60:
             raise ConfigError(f"env.delay_s must be in [0, 60], got {delay_s}")
         if not 0.0 <= window_start_h < window_end_h <= 24.0:
@@ -161,8 +161,6 @@ class InverterEnv(gym.Env):
             )
         if not -1 <= day < 365:
             raise ConfigError(f"env.day must be -1 (random) or a day of year in [0, 364], got {day}")
-        if test_every < 2:
-            raise ConfigError(f"env.test_every must be >= 2, got {test_every}")
         for key, val in (("pv_kwp", pv_kwp), ("inverter_kw", inverter_kw), ("max_power", max_power),
                          ("ramp_w_per_s", ramp_w_per_s), ("obs_scale_w", obs_scale_w),
                          ("cloud_shade_s", cloud_shade_s), ("cloud_edge_s", cloud_edge_s)):
@@ -185,13 +183,11 @@ class InverterEnv(gym.Env):
         self.g100_response_s = int(g100_response_s)
         self.episode_s = int(episode_s)
         self.window = (float(window_start_h), float(window_end_h))
-        self.split, self.test_every, self.fixed_day = split, int(test_every), int(day)
+        self.split, self.holdout_every_weeks, self.fixed_day = split, int(holdout_every_weeks), int(day)
         self.cloud_shade_s, self.cloud_edge_s = float(cloud_shade_s), float(cloud_edge_s)
         self.obs_scale = float(obs_scale_w)
         self.warm_start = bool(warm_start)
-        all_days = np.arange(365)
-        test = is_test_day(all_days, self.test_every)
-        self.days = {"train": all_days[~test], "test": all_days[test], "all": all_days}[split]
+        self.days = days_of(split, self.holdout_every_weeks)
         load_site(site)  # fail fast on a broken pvlib install
 
         dim = obs_dim(self.delay_s)

@@ -8,13 +8,23 @@ Model (seed 003, with the pieces it leaves implicit made explicit):
 - Messages arrive as a Poisson process of rate `load` (messages per simulated second) with the seed's
   workload: log-uniform sizeBytes, qClass drawn from `class_mix` (regional: source and destination in one
   region; backbone: different regions; best-effort: any pair) and a per-class ttlMs range.
-- A message that reaches a relay (its source included) asks for a decision: the agent picks one of the
-  relay's live links. The hop's outcome is settled at decision time, which is exact for a FIFO server with
-  known service times: the message waits for the relay's backlog, is served, crosses the link
-  (RTT/2 + half-normal jitter), and is lost with the link's loss rate (or the next relay's drop rate,
-  1 - reputation scaled by `relay_drop_scale`). It is delivered on reaching its destination and expires if
-  it would arrive after its TTL or exceed `max_hops`. Choosing a masked slot (empty or failed link) refuses
-  the message: it is dropped at this relay. SimPy then runs the clock to the next decision.
+- Admission (`max_in_flight`): with a cap, a new message finding the network full is refused at its source
+  (`admission=reject`, counted in the `rejected` metric) or waits at its source until a message leaves
+  (`admission=wait`; the wait counts in its delivery time). Without a cap, in-flight messages are limited
+  only by the 2^24 message ids an episode can tell apart: past that the run stops with one line.
+- A message at a relay (its source included) asks for a decision: the agent picks one of the relay's live
+  links. `decide_at=arrival` (default) asks when the message reaches the relay; `decide_at=dequeue` (the
+  classic Q-routing experiment) queues it in the relay's FIFO and asks when it reaches the head of the
+  queue, so the choice sees the network as it is when the message actually leaves. Either way the hop's
+  outcome is settled at decision time, which is exact for a FIFO server with known service times: the
+  message waits for the relay's backlog (arrival) or has waited for it (dequeue), is served (overhead +
+  size / rate, or a relay's fixed `service_ms`), crosses the link (RTT/2 + half-normal jitter), and is lost
+  with the link's loss rate (or the next relay's drop rate, 1 - reputation scaled by `relay_drop_scale`).
+  It is delivered on reaching its destination and expires if it would arrive after its TTL or exceed
+  `max_hops`. Choosing a masked slot (empty or failed link) refuses the message: it is dropped at this
+  relay. SimPy then runs the clock to the next decision. A hop's time runs from the message's arrival at
+  the deciding relay to its arrival at the next one, so the hop times of a message add up to its delivery
+  time (less any wait for admission).
 - Because the outcome is known when the hop is chosen, each step's reward belongs to that decision alone:
       r = -(latency_weight * hop_s + price_weight * cost) - loss_penalty * dropped + success_bonus * delivered
           - sla_penalty * max(0, P95/target - 1) [on delivery] - cross_region_penalty * violation
@@ -45,8 +55,12 @@ import simpy
 from gymnasium import spaces
 
 from rlrun.envs.relay import obs as O
+from rlrun.envs.relay.paths import next_hop_sets, shortest_paths, zero_load_delay
 from rlrun.envs.relay.topology import build_topology
-from rlrun.errors import ConfigError
+from rlrun.errors import ConfigError, SimulationLimitError
+
+DECIDE_AT = ("arrival", "dequeue")
+ADMISSION = ("reject", "wait")
 
 _LOG_MAX_SIZE = math.log1p(O.MAX_SIZE_BYTES)
 MAX_LOAD = 5_000.0  # messages per simulated second: the grid saturates near 350, the README runs 50 to 380
@@ -113,6 +127,7 @@ class Message:
     hops: int = 0
     cost: float = 0.0
     prev: int = -1
+    at: float = 0.0  # when it reached the relay it is at (the start of its current hop)
 
     @property
     def deadline(self) -> float:
@@ -145,6 +160,7 @@ class RelayEnv(gym.Env):
                 ],
             ],
             "policy": ["Multiline", ["env/violation", "env/refused", "env/hops_mean"]],
+            "admission": ["Multiline", ["env/rejected", "env/rejected_ratio", "env/waiting"]],
         },
     }
 
@@ -156,6 +172,7 @@ class RelayEnv(gym.Env):
         grid_size: list[int] | None = None,
         edges: list[list[float]] | None = None,
         regions: list[int] | None = None,
+        reputations: list[float] | None = None,
         topology_seed: int = 0,
         max_degree: int = 0,
         load: float = 40.0,
@@ -178,12 +195,22 @@ class RelayEnv(gym.Env):
         degrade_rtt_factor: float = 10.0,
         degrade_loss: float = 0.0,
         forbid_cross_region: bool = True,
+        max_in_flight: int | None = None,
+        admission: str = "reject",
+        decide_at: str = "arrival",
+        sp_ties: str = "first",
         reward: Any = None,
     ) -> None:
         self.reward_cfg = resolve_reward(reward)
         if not 0 < load <= MAX_LOAD:
             raise ConfigError(f"env.load must be in (0, {MAX_LOAD:g}] messages per second, got {load} (a step "
                               f"simulates every arrival before the next decision: beyond that it never returns)")
+        if max_in_flight is not None and int(max_in_flight) < 1:
+            raise ConfigError(f"env.max_in_flight must be >= 1 message (null = no cap), got {max_in_flight}")
+        if admission not in ADMISSION:
+            raise ConfigError(f"env.admission must be one of {', '.join(ADMISSION)}, got {admission!r}")
+        if decide_at not in DECIDE_AT:
+            raise ConfigError(f"env.decide_at must be one of {', '.join(DECIDE_AT)}, got {decide_at!r}")
         if episode_ms <= 0:
             raise ConfigError(f"env.episode_ms must be > 0, got {episode_ms}")
         if max_steps < 0 or max_hops < 1:
@@ -214,6 +241,7 @@ class RelayEnv(gym.Env):
             grid_size=grid_size if grid_size is not None else [6, 6],
             edges=edges,
             regions=regions,
+            reputations=reputations,
             service_mbps=service_mbps,
         )
         self.n = self.graph.number_of_nodes()
@@ -249,6 +277,11 @@ class RelayEnv(gym.Env):
         self.degrade_rtt_factor = float(degrade_rtt_factor)
         self.degrade_loss = float(degrade_loss)
         self.forbid_cross_region = bool(forbid_cross_region)
+        self.max_in_flight = None if max_in_flight is None else int(max_in_flight)
+        self.admission = admission
+        self.decide_at = decide_at
+        self.sp_ties = sp_ties
+        self._topology_seed = int(topology_seed)
         self._build_tables(degrade_link)
         self._static_blocks()
         self.sim: simpy.Environment | None = None
@@ -275,24 +308,29 @@ class RelayEnv(gym.Env):
             self.deg[x] = len(nb)
             self.nbrs[x, : len(nb)] = nb
             self.nbr_link[x, : len(nb)] = [self.link_index[(min(x, y), max(x, y))] for y in nb]
-        # static shortest paths by RTT (networkx): global, and within each region for `regional` messages
-        self.dist = np.full((n, n), np.inf)
-        self.sp_next = np.full((n, n), -1, dtype=np.int64)
-        for src, (lengths, paths) in nx.all_pairs_dijkstra(g, weight="rtt_ms"):
-            for dst, length in lengths.items():
-                self.dist[src, dst] = length
-                if dst != src:
-                    self.sp_next[src, dst] = paths[dst][1]
-        self.dist_reg = self.dist.copy()
-        self.sp_next_reg = self.sp_next.copy()
+        # per-relay service: base + size * per_byte (ms); a fixed service_ms replaces overhead + size / rate
+        fixed = np.array([g.nodes[i].get("service_ms", np.nan) for i in range(n)], dtype=np.float64)
+        self.svc_base = np.where(np.isnan(fixed), self.service_overhead_ms, fixed)
+        self.svc_per_byte = np.where(np.isnan(fixed), 1.0 / self.service_bpms, 0.0)
+        lo, hi = self.size_range
+        mean_size = lo if hi <= lo else (hi - lo) / math.log(hi / lo)  # mean of the log-uniform size
+        self.nominal_svc_ms = self.svc_base + mean_size * self.svc_per_byte
+        # static shortest paths by RTT (networkx) and zero-load delivery times: global, and within each
+        # region for `regional` messages (paths.py)
+        everyone = list(range(n))
+        self.dist, first = shortest_paths(g, everyone, n)
+        self.delay = zero_load_delay(g, self.nominal_svc_ms, everyone, n)
+        self.dist_reg, first_reg = self.dist.copy(), first.copy()
+        self.delay_reg = self.delay.copy()
         for r in np.unique(self.region):
             members = [int(i) for i in np.flatnonzero(self.region == r)]
-            sub = g.subgraph(members)
-            for src, (lengths, paths) in nx.all_pairs_dijkstra(sub, weight="rtt_ms"):
-                for dst, length in lengths.items():
-                    self.dist_reg[src, dst] = length
-                    if dst != src:
-                        self.sp_next_reg[src, dst] = paths[dst][1]
+            d_r, f_r = shortest_paths(g, members, n)
+            inside = np.ix_(members, members)
+            self.dist_reg[inside], first_reg[inside] = d_r[inside], f_r[inside]
+            self.delay_reg[inside] = zero_load_delay(g, self.nominal_svc_ms, members, n)[inside]
+        tie_rng = np.random.default_rng([self._topology_seed, 7])
+        self.on_sp = next_hop_sets(g, self.dist, first, self.sp_ties, tie_rng)
+        self.on_sp_reg = next_hop_sets(g, self.dist_reg, first_reg, self.sp_ties, tie_rng, self.region)
         self.region_members = {int(r): np.flatnonzero(self.region == r) for r in np.unique(self.region)}
         if degrade_link:
             if len(degrade_link) != 2:
@@ -318,6 +356,10 @@ class RelayEnv(gym.Env):
         self.busy_until = np.zeros(self.n)
         self._drift_state = np.zeros(len(self.edges))
         self._ready: deque[tuple[Message, int]] = deque()
+        self._waitq: list[deque[Message]] = [deque() for _ in range(self.n)]  # decide_at=dequeue: FIFO per relay
+        self._serving = np.zeros(self.n, dtype=bool)  # dequeue: the relay's head is being decided or served
+        self._backlog: deque[Message] = deque()  # admission=wait: messages waiting at their source
+        self._live: dict[int, Message] = {}  # admitted, not yet finished, in id order (oldest first)
         self._next_id = 0
         self._steps = 0
         self._in_flight = 0
@@ -332,6 +374,8 @@ class RelayEnv(gym.Env):
             "mb_delivered": 0.0,
             "hops": 0,
             "violations": 0,
+            "offered": 0,
+            "rejected": 0,
         }
         self._delivery_ms: list[float] = []
         self._feedback = np.zeros(len(O.FEEDBACK), dtype=np.float32)
@@ -360,6 +404,8 @@ class RelayEnv(gym.Env):
         info["action_mask"] = self._mask()
         info["queue_ms"] = float(np.maximum(self.busy_until - self.sim.now, 0.0).mean())
         info["in_flight"] = float(self._in_flight)
+        info["waiting"] = float(len(self._backlog))
+        info["rejected"] = float(self._stats["rejected"])
         if truncated:
             info.update(self.episode_metrics())
         for key, value in info.items():
@@ -392,15 +438,23 @@ class RelayEnv(gym.Env):
             "violation": 0.0,
         }
         r_lat = r_price = r_loss = r_bonus = r_sla = r_region = r_prog = 0.0
+        service = self.svc_base[x] + msg.size * self.svc_per_byte[x]
+        dequeue = self.decide_at == "dequeue"
         if y < 0 or not self.link_up[link]:  # a masked slot: the relay refuses the message
             info["refused"] = info["dropped"] = 1.0
             r_loss = -w["loss_penalty"]
+            if dequeue:  # its place in the backlog is freed and the next message moves up now
+                self.busy_until[x] -= service
+                self._release(x)
             self._finish(msg, "refused", now)
             self._set_feedback(terminal=True, delivered=False, hop_ms=0.0, delivery_ms=0.0)
         else:
-            start = max(now, self.busy_until[x])
-            depart = start + self.service_overhead_ms + msg.size / self.service_bpms[x]
-            self.busy_until[x] = depart
+            if dequeue:  # at the head of x's queue: served now, the next message moves up when it leaves
+                depart = now + service
+                self.sim.timeout(service).callbacks.append(lambda _e, node=x: self._release(node))
+            else:
+                depart = max(now, self.busy_until[x]) + service
+                self.busy_until[x] = depart
             delay = self.base_rtt[link] * self.rtt_mult[link] / 2.0 + self.base_jitter[link] * abs(
                 rng.standard_normal()
             )
@@ -440,8 +494,8 @@ class RelayEnv(gym.Env):
                 else:
                     msg.prev = x
                     ev = self.sim.timeout(end - now)
-                    ev.callbacks.append(lambda _e, m=msg, node=y: self._ready.append((m, node)))
-            hop_ms = end - now
+                    ev.callbacks.append(lambda _e, m=msg, node=y: self._enter(m, node))
+            hop_ms = end - msg.at
             info["hop_ms"] = hop_ms
             r_lat = -w["latency_weight"] * hop_ms / 1000.0
             self._set_feedback(
@@ -491,6 +545,9 @@ class RelayEnv(gym.Env):
     def _finish(self, msg: Message, kind: str, at: float) -> None:
         """Book a message that left the network (counted when it happens on the simulated clock)."""
         self._in_flight -= 1
+        del self._live[msg.id]
+        if self._backlog:  # admission=wait: its place goes to the oldest message waiting at its source
+            self._admit(self._backlog.popleft())
         s = self._stats
         s["cost"] += msg.cost
         s["hops"] += msg.hops
@@ -524,8 +581,47 @@ class RelayEnv(gym.Env):
             ttl = float(rng.uniform(*self.ttl_range[qclass]))
             msg = Message(self._next_id, src, dst, size, qclass, ttl, self.sim.now, int(self.region[src]))
             self._next_id += 1
-            self._in_flight += 1
-            self._ready.append((msg, src))
+            self._stats["offered"] += 1
+            if self.max_in_flight is None or self._in_flight < self.max_in_flight:
+                self._admit(msg)
+            elif self.admission == "wait":
+                self._backlog.append(msg)
+            else:
+                self._stats["rejected"] += 1
+
+    def _admit(self, msg: Message) -> None:
+        """Put a message into the network at its source. Its id must stay distinguishable (modulo
+        MSG_ID_MOD, as the observation carries it) from every message still in flight: stop rather than
+        let two messages share an id and mix up their learning updates."""
+        if self._live and msg.id - next(iter(self._live)) >= O.MSG_ID_MOD:
+            raise SimulationLimitError(
+                f"env=relay: more than {O.MSG_ID_MOD:,} messages would be in flight at once (their ids would "
+                "collide); set env.max_in_flight or lower env.load"
+            )
+        self._live[msg.id] = msg
+        self._in_flight += 1
+        self._enter(msg, msg.src)
+
+    def _enter(self, msg: Message, x: int) -> None:
+        """`msg` reaches relay `x`: decide now (arrival) or join x's FIFO and decide at its head (dequeue)."""
+        msg.at = self.sim.now
+        if self.decide_at == "arrival":
+            self._ready.append((msg, x))
+            return
+        service = self.svc_base[x] + msg.size * self.svc_per_byte[x]
+        self.busy_until[x] = max(self.sim.now, self.busy_until[x]) + service  # the backlog the queue feature shows
+        if self._serving[x]:
+            self._waitq[x].append(msg)
+        else:
+            self._serving[x] = True
+            self._ready.append((msg, x))
+
+    def _release(self, x: int) -> None:
+        """decide_at=dequeue: relay x's server is free; its next queued message reaches the head."""
+        if self._waitq[x]:
+            self._ready.append((self._waitq[x].popleft(), x))
+        else:
+            self._serving[x] = False
 
     def _drift(self, rng: np.random.Generator):
         """Mean-reverting log random walk of every link's RTT and loss (network weather)."""
@@ -573,13 +669,15 @@ class RelayEnv(gym.Env):
 
     def _static_blocks(self) -> None:
         """Per (relay, destination, regional?) candidate block of the features that never change in an
-        episode (jitter, price, reputation, regionMatch, SP distance, SP next hop, is-destination), so a
+        episode (jitter, price, reputation, regionMatch, SP distance, SP next hop, is-destination, zero-load
+        delay), so a
         step only fills in RTT, loss and queue."""
         n, dm, f = self.n, self.max_degree, self.layout.n_feat
         self._static = np.zeros((2, n, n, dm, f), dtype=np.float32)
         for regional in (0, 1):
             dist = self.dist_reg if regional else self.dist
-            sp_next = self.sp_next_reg if regional else self.sp_next
+            on_sp = self.on_sp_reg if regional else self.on_sp
+            delay = self.delay_reg if regional else self.delay
             for x in range(n):
                 k = int(self.deg[x])
                 nb, li = self.nbrs[x, :k], self.nbr_link[x, :k]
@@ -590,8 +688,13 @@ class RelayEnv(gym.Env):
                 block[:, :, 5] = self.region[nb][None, :] == self.region[:, None]
                 dn = dist[nb, :].T  # [dst, k]
                 block[:, :, 7] = np.minimum(np.where(np.isfinite(dn), dn, self.dist[nb, :].T) / O.RTT_NORM_MS, 1000.0)
-                block[:, :, 8] = nb[None, :] == sp_next[x, :][:, None]
+                block[:, :, 8] = on_sp[x][:, nb]
                 block[:, :, 9] = nb[None, :] == np.arange(n)[:, None]
+                # zero-load delivery time via the candidate: x's service, the link, then the fastest path on
+                dy = delay[nb, :].T  # [dst, k]
+                dy = np.where(np.isfinite(dy), dy, self.delay[nb, :].T)
+                via = self.nominal_svc_ms[x] + self.base_rtt[li] / 2.0
+                block[:, :, 10] = np.minimum((via[None, :] + dy) / O.RTT_NORM_MS, 1000.0)
         self._template = np.zeros(self.layout.size, dtype=np.float32)
         self._template[:4] = self.layout.header()
 
@@ -609,7 +712,7 @@ class RelayEnv(gym.Env):
             (x + 1) / O.ID_SCALE,
             (d + 1) / O.ID_SCALE,
             (msg.prev + 1) / O.ID_SCALE,
-            (msg.id % O.MSG_ID_MOD + 1) / O.ID_SCALE,
+            O.encode_msg(msg.id),
             (self.region[x] + 1) / O.ID_SCALE,
             (self.region[d] + 1) / O.ID_SCALE,
         )
@@ -649,4 +752,6 @@ class RelayEnv(gym.Env):
             "messages": float(done),
             "hops_mean": s["hops"] / done if done else 0.0,
             "violation_rate": s["violations"] / done if done else 0.0,
+            "rejected": float(s["rejected"]),  # refused at the admission cap (never entered the network)
+            "rejected_ratio": s["rejected"] / s["offered"] if s["offered"] else 0.0,
         }

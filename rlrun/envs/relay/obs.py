@@ -4,7 +4,9 @@ Layout (float32, in this order; N relays, D = max_degree slots, F = len(CANDIDAT
 
     header    4      constants [FORMAT_MARKER, N/1000, D/1000, F/1000], also stored as observation_space.high
                      of these entries, so an agent reads the layout from the space before it sees an observation
-    context   6      CONTEXT ids, each encoded as (id + 1) / ID_SCALE (0 = none)
+    context   6      CONTEXT ids, each encoded as (id + 1) / ID_SCALE (0 = none); the message id as
+                     (id mod MSG_ID_MOD + 1) / MSG_ID_MOD, exact in float32, so 2^24 - 1 messages in flight
+                     stay distinct (the env stops an episode rather than let two share an id)
     feedback  6      FEEDBACK: the outcome of the *previous* action (zeros after reset) - lets an online
                      agent learn per message from the (obs, action, reward, next_obs) the trainer hands it
     workload  7      WORKLOAD: the seed's qClass one-hot, log size, TTL bucket, plus TTL left and hop count
@@ -26,9 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-FORMAT_MARKER = 0.625
+FORMAT_MARKER = 0.625  # the layout version is told by F (the candidate features), checked by agents
 ID_SCALE = 4096.0
-MSG_ID_MOD = 4095  # message ids are encoded modulo this; far more than ever travel at once
+MSG_ID_MOD = 1 << 24  # message ids are encoded modulo this; the env refuses to let in-flight ids collide
 
 CONTEXT = ("node", "dst", "prev", "msg", "region", "dst_region")
 FEEDBACK = ("has_prev", "terminal", "delivered", "dropped", "hop_s", "delivery_s")
@@ -44,6 +46,7 @@ CANDIDATE_FEATURES = (
     "dist",  # static shortest-path RTT from the candidate to the destination / RTT_NORM_MS
     "on_sp",  # 1 if the candidate is the static shortest-path next hop (networkx, by RTT)
     "is_dst",  # 1 if the candidate is the destination
+    "delay",  # zero-load delivery time via the candidate (service times + link delays) / RTT_NORM_MS
 )
 QCLASSES = ("best-effort", "regional", "backbone")
 
@@ -58,6 +61,15 @@ MAX_SIZE_BYTES = 1 << 20
 
 def encode_id(k: int) -> float:
     return (k + 1) / ID_SCALE
+
+
+def encode_msg(msg_id: int) -> float:
+    """A message id as a float32-exact value in (0, 1]: integers below 2^24 survive float32 unchanged."""
+    return (msg_id % MSG_ID_MOD + 1) / MSG_ID_MOD
+
+
+def decode_msg(x: float) -> int:
+    return int(round(float(x) * MSG_ID_MOD)) - 1
 
 
 def decode_ids(x: np.ndarray) -> np.ndarray:
@@ -102,7 +114,7 @@ class ObsLayout:
         high[self.feedback + FEEDBACK.index("hop_s")] = 1000.0
         high[self.feedback + FEEDBACK.index("delivery_s")] = 1000.0
         cand_high = np.ones(self.n_feat, dtype=np.float32)
-        for name in ("rtt", "jitter", "price", "queue", "dist"):
+        for name in ("rtt", "jitter", "price", "queue", "dist", "delay"):
             cand_high[CANDIDATE_FEATURES.index(name)] = 1000.0
         high[self.cand : self.cand_ids] = np.tile(cand_high, self.max_degree)
         return low, high

@@ -1,7 +1,8 @@
 """Overlay topologies for the relay env: networkx graphs with per-link and per-relay attributes.
 
 Every builder returns an undirected `nx.Graph` with nodes 0..N-1 and
-    node attrs: region (int), reputation (0..1), service_mbps (relay forwarding rate, MB/s)
+    node attrs: region (int), reputation (0..1), service_mbps (relay forwarding rate, MB/s), and optionally
+                service_ms (a fixed per-message service time that replaces overhead + size / rate)
     edge attrs: rtt_ms, jitter_ms, loss (probability), price_per_mb
 The graph is connected and so is every region's induced subgraph, so a message that must not leave its
 region (qClass `regional`) always has a compliant path; the builders check this rather than hope for it.
@@ -18,7 +19,7 @@ import numpy as np
 
 from rlrun.errors import ConfigError
 
-TOPOLOGIES = ("grid", "geometric", "backbone", "edges")
+TOPOLOGIES = ("grid", "geometric", "backbone", "edges", "boyan_littman")
 
 
 def _decorate(g: nx.Graph, rng: np.random.Generator, service_mbps: float) -> nx.Graph:
@@ -181,6 +182,32 @@ def backbone(rng: np.random.Generator, regions: int = 3, per_region: int = 6, se
     return _decorate(g, rng, service_mbps)
 
 
+# Boyan & Littman (1994), figure 1: a 6x6 grid (relay r * 6 + c) with these ten links taken out. Rows 0-2
+# form a ring around the upper half; rows 3-5 split into a left and a right block of 3x3 that meet only
+# through row 2, so every message between the lower blocks crosses 14-15 on its shortest path, or takes the
+# long way round the top ring: shortest path saturates on the middle while Q-routing can use the ring.
+BOYAN_LITTMAN_REMOVED = (
+    (1, 7), (2, 8), (3, 9), (4, 10),  # row 0 to row 1: only the corners go down
+    (6, 7), (8, 9), (10, 11),  # row 1 is three pieces
+    (20, 21), (26, 27), (32, 33),  # rows 3-5: the left and right blocks are apart
+)
+
+
+def boyan_littman() -> nx.Graph:
+    """The classic Q-routing test bed (36 relays, 50 links) in its own time unit, the tick: every link takes
+    one tick (RTT 2), every relay serves one message per tick whatever its size, nothing is lost, priced or
+    distrusted, and there is a single region. With the env's ms clock, 1 tick = 1 ms, so env.load=1000 is
+    one new message per tick."""
+    g = nx.grid_2d_graph(6, 6)
+    g = nx.relabel_nodes(g, {(r, c): r * 6 + c for r, c in g.nodes})
+    g.remove_edges_from(BOYAN_LITTMAN_REMOVED)
+    for node in g.nodes:
+        g.nodes[node].update(region=0, reputation=1.0, service_mbps=1e6, service_ms=1.0)
+    for u, v in g.edges:
+        g.edges[u, v].update(rtt_ms=2.0, jitter_ms=0.0, loss=0.0, price_per_mb=0.0)
+    return g
+
+
 EDGE_COLUMNS = ("rtt_ms", "jitter_ms", "loss", "price_per_mb")
 
 
@@ -189,9 +216,11 @@ def from_edges(
     edges: Sequence[Sequence[Any]],
     regions: Sequence[int] | None = None,
     service_mbps: float = 20.0,
+    reputations: Sequence[float] | None = None,
 ) -> nx.Graph:
     """User-supplied overlay: rows [u, v, rtt_ms?, jitter_ms?, loss?, price_per_mb?]; omitted link attributes
-    are drawn like the built-in topologies'. `regions` gives each relay's region (default: all in region 0)."""
+    are drawn like the built-in topologies'. `regions` gives each relay's region (default: all in region 0),
+    `reputations` each relay's reputation in [0, 1] (default: drawn like the built-in topologies')."""
     g = nx.Graph()
     for row in edges:
         if not 2 <= len(row) <= 2 + len(EDGE_COLUMNS):
@@ -210,6 +239,16 @@ def from_edges(
         for node in g.nodes:
             if node < len(regions):
                 g.nodes[node]["region"] = int(regions[node])
+    if reputations:
+        if len(reputations) != g.number_of_nodes():
+            raise ConfigError(
+                f"env.reputations has {len(reputations)} entries but env.edges names {g.number_of_nodes()} relays"
+            )
+        for node in g.nodes:
+            rep = float(reputations[node]) if node < len(reputations) else -1.0
+            if not 0.0 <= rep <= 1.0:
+                raise ConfigError(f"env.reputations[{node}] must be in [0, 1], got {rep}")
+            g.nodes[node]["reputation"] = rep
     return _decorate(g, rng, service_mbps)
 
 
@@ -222,6 +261,7 @@ def build_topology(
     grid_size: Sequence[int] = (6, 6),
     edges: Sequence[Sequence[Any]] | None = None,
     regions: Sequence[int] | None = None,
+    reputations: Sequence[float] | None = None,
     service_mbps: float = 20.0,
 ) -> nx.Graph:
     """Build and validate the named topology; the same seed gives the same graph."""
@@ -238,8 +278,12 @@ def build_topology(
     elif name == "edges":
         if not edges:
             raise ConfigError("env.topology=edges needs env.edges=[[u, v], ...] (optionally [u, v, rtt_ms])")
-        g = from_edges(rng, edges, regions, service_mbps)
+        g = from_edges(rng, edges, regions, service_mbps, reputations)
+    elif name == "boyan_littman":
+        g = boyan_littman()
     else:
         raise ConfigError(f"env.topology must be one of {', '.join(TOPOLOGIES)}, got {name!r}")
+    if reputations and name != "edges":
+        raise ConfigError("env.reputations applies to env.topology=edges only (the others draw their own)")
     check_topology(g)
     return g
