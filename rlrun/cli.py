@@ -203,7 +203,7 @@ def _train_task(cfg) -> float | None:
         return None
     if summary["status"] == "interrupted":
         _exit_code = 128 + int(summary["signal"])
-        if multirun:  # the queued jobs must not start (see sweep.SweepInterrupt)
+        if multirun and sweep.runs_in_sweep_parent():  # the queued jobs must not start (sweep.SweepInterrupt)
             sweep.mark_interrupted(Path(hc.sweep.dir), int(summary["signal"]))
         return None
     value = float(summary["final"]["return_mean"])

@@ -212,8 +212,10 @@ class SweepInterrupt:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> SweepInterrupt:
+        global _watching
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)
+        _watching = self
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -228,6 +230,8 @@ class SweepInterrupt:
                     os.kill(pid, signal.SIGTERM)
 
     def __exit__(self, *exc: Any) -> None:
+        global _watching
+        _watching = None
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         marker = self.sweep_dir / INTERRUPTED_MARKER
@@ -235,6 +239,16 @@ class SweepInterrupt:
             text = marker.read_text().strip()
             self.signum = int(text) if text.isdigit() else int(signal.SIGINT)
         marker.unlink(missing_ok=True)
+
+
+_watching: SweepInterrupt | None = None  # set in the sweep's parent process while its jobs run
+
+
+def runs_in_sweep_parent() -> bool:
+    """Whether this job runs inside the sweep's parent (basic launcher): its own signal handler then took the
+    Ctrl-C meant for the sweep. A job in a worker or on a cluster node that gets a signal (a SLURM time
+    limit) stops alone; the other jobs go on."""
+    return _watching is not None
 
 
 def child_pids() -> list[int]:
