@@ -281,7 +281,7 @@ class BlockchainEnv(gym.Env):
         t0 = sim.now
         marks = chain_metrics.mark(sim, self._last)
         sim.mempool.maintain(t0)
-        events0 = sim.events
+        events0, messages0 = sim.events, sim.messages
         sim.add_transactions(t0, t0 + duration)
         sim.run_until(t0 + duration)
         m = chain_metrics.measure(sim, marks)
@@ -292,6 +292,7 @@ class BlockchainEnv(gym.Env):
         m["latency_to_peers_ms"] = self._plan_latency * 1000.0
         m["sim_time"] = sim.now
         m["events"] = float(sim.events - events0)
+        m["messages"] = float(sim.messages - messages0)
         return m
 
     def _observe(self, m: dict[str, float]) -> np.ndarray:
