@@ -17,6 +17,12 @@ An `inv` is not sent to a peer that already has, or has already requested, the b
 has at least as much work: such an inv would be ignored on arrival, so skipping it changes nothing but the
 event count.
 
+Relay mechanisms (`env.protocol`, `rlrun.envs.chain.protocol`): compact blocks replace step 3's payload by
+a compact block plus one more round trip for the transactions the receiver lacks; push peers receive a block
+before the sender validates it (BIP 152 high-bandwidth mode, Ethereum's block push), which takes an extra
+"arrived" event per delivery; a miners' relay network delivers each new block to every other pool directly.
+Ethereum's uncles are picked when a block is mined (`rlrun.envs.chain.uncles`).
+
 With `network.fixed_delay_s = d` the protocol is replaced by "every node receives every block exactly d after
 it is found", the model behind the stale-rate formula (tests/test_chain_sim.py).
 
@@ -43,10 +49,12 @@ from simpy.events import NORMAL
 from rlrun.envs.chain.gossip import RelayPlan, strategy_plan
 from rlrun.envs.chain.mempool import Mempool, TxWorkload
 from rlrun.envs.chain.network import Network, Transport
+from rlrun.envs.chain.protocol import ProtocolSpec
+from rlrun.envs.chain.uncles import pick_uncles
 
 HEADER_BYTES = 500  # block header + coinbase transaction
 
-UNKNOWN, REQUESTED, HAVE = 0, 1, 2
+UNKNOWN, REQUESTED, HAVE, ARRIVED = 0, 1, 2, 3  # ARRIVED: received, being validated (push mode only)
 _INF = math.inf
 
 
@@ -63,13 +71,16 @@ class Msg:
         self._value = value
 
 
-
 class PowChain:
     """One simulation run: network + mempool + blocks + SimPy clock. Drive it with `configure` and
     `run_until`; read results from the public lists or with `rlrun.envs.chain.metrics`."""
 
     def __init__(self, net: Network, workload: TxWorkload, hashpower: np.ndarray, rng: np.random.Generator,
-                 *, mempool_max_bytes: float = 300e6) -> None:
+                 *, mempool_max_bytes: float = 300e6, protocol: ProtocolSpec | None = None) -> None:
+        self.proto = proto = protocol or ProtocolSpec()
+        hp = np.asarray(hashpower, dtype=float)
+        if proto.pool_outbound and net.fixed_delay_s is None:
+            net.connect_extra([int(i) for i in np.flatnonzero(hp > 0)], proto.pool_outbound, rng)
         self.net = net
         self.n = n = net.n
         self.rng = rng
@@ -87,6 +98,9 @@ class PowChain:
         self.size: list[int] = [HEADER_BYTES]
         self.miner: list[int] = [-1]
         self.txs: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
+        self.gas: list[float] = [0.0]
+        self.uncles: list[list[int]] = [[]]  # uncles each block references (Ethereum; empty otherwise)
+        self._by_height: dict[int, list[int]] = {0: [0]}
         self.state: list[bytearray] = [bytearray([HAVE]) * n]
         self.n_have: list[int] = [n]
         self.t50: list[float] = [0.0]  # time from finding to 50% / 90% of nodes having it (nan until reached)
@@ -99,7 +113,6 @@ class PowChain:
         self.tip: list[int] = [0] * n
         self.canon: list[int] = [0]  # canonical (most-work) chain by height; ties keep the earlier block
         # miners
-        hp = np.asarray(hashpower, dtype=float)
         self.miners = [int(i) for i in np.flatnonzero(hp > 0)]
         shares = hp[self.miners] / hp[self.miners].sum()
         self._cum = list(np.cumsum(shares))
@@ -115,11 +128,28 @@ class PowChain:
         self.invs_suppressed = 0  # invs not scheduled because an earlier one was on its way (no-ops)
         self.reorgs = 0  # canonical-chain switches that detached at least one block
         self._fixed = net.fixed_delay_s
+        # relay mechanisms
+        self._compact = proto.block_relay == "compact"
+        self._val_per_tx = proto.gas_per_tx * proto.validation_s_per_mgas / 1e6
+        self.tx_spread_s = float(self.tx_delay.mean()) if self.tx_delay.size else 0.0
+        self._tx_times: dict[int, tuple[list[float], list[float]]] = {}
+        self._push: list[list[int]] = []
+        if proto.push_peers and self._fixed is None:
+            prng = np.random.default_rng(int(rng.integers(2**63)))
+            self._push = [[net.peers[i][j] for j in prng.permutation(len(net.peers[i]))[: proto.push_peers]]
+                          for i in range(n)]
+        self._miner_lat: list[list[float]] = []
+        if proto.miners_network and self._fixed is None:
+            lat = net.spec.latency_ms
+            self._miner_lat = [[lat[net.region[a]][net.region[c]] / 1000.0 for c in self.miners]
+                               for a in self.miners]
         self._schedule = self.env.schedule
         self._cb_mine = (self._on_mine,)
         self._cb_inv = (self._on_inv,)
         self._cb_getdata = (self._on_getdata,)
         self._cb_block = (self._on_block,)
+        self._cb_arrive = (self._on_arrive,)
+        self._cb_relaynet = (self._on_relaynet,)
         self._cb_deliver_all = (self._on_deliver_all,)
 
     # ---- control ------------------------------------------------------------------------------------
@@ -194,6 +224,14 @@ class PowChain:
         txs = self.mempool.select(self.tx_delay[min(k, len(self.miners) - 1)], now,
                                   self.max_block_bytes - HEADER_BYTES, exclude, extra)
         b = len(self.parent)
+        if self.proto.max_uncles:
+            state = self.state
+            self.uncles.append(pick_uncles(parent, self.parent, self.height, self.uncles, self._by_height,
+                                           lambda u: state[u][m] == HAVE, depth=self.proto.uncle_depth,
+                                           max_uncles=self.proto.max_uncles))
+        else:
+            self.uncles.append([])
+        self._by_height.setdefault(self.height[parent] + 1, []).append(b)
         self.parent.append(parent)
         self.height.append(self.height[parent] + 1)
         self.work.append(self.work[parent] + self.interval)
@@ -201,6 +239,7 @@ class PowChain:
         self.size.append(HEADER_BYTES + int(self.mempool.size[txs].sum()))
         self.miner.append(m)
         self.txs.append(txs)
+        self.gas.append(len(txs) * self.proto.gas_per_tx)
         st = bytearray(self.n)
         st[m] = HAVE
         self.state.append(st)
@@ -216,6 +255,10 @@ class PowChain:
                 self._schedule(Msg(self._cb_deliver_all, b), NORMAL, self._fixed)
         else:
             self._announce(m, b, -1)
+            if self._push:
+                self._push_block(m, b, -1, now)
+            if self._miner_lat:
+                self._relay_to_miners(k if k < len(self.miners) else len(self.miners) - 1, b, now)
         self._schedule_mine()
 
     def _chain_diff(self, tip: int) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -301,15 +344,111 @@ class PowChain:
     def _on_getdata(self, ev: Msg) -> None:
         self.events += 1
         blist, up, down = ev._value
+        now = self.env.now
         size = self.size
         nbytes = size[blist[0]] if len(blist) == 1 else sum(size[x] for x in blist)
-        delay = self.transport.send(self.env.now, up, down, nbytes) + self.net.validation_delay(nbytes)
+        if self._compact:
+            delay = self._send_compact(now, up, down, blist)
+        else:
+            delay = self.transport.send(now, up, down, nbytes)
+        if self._push:
+            self._schedule(Msg(self._cb_arrive, ev._value), NORMAL, delay)
+            return
+        delay = delay + self.net.validation_delay(nbytes)
+        if self._val_per_tx:
+            delay += self._val_per_tx * sum(len(self.txs[x]) for x in blist)
         self._schedule(Msg(self._cb_block, ev._value), NORMAL, delay)
+
+    def _validation_time(self, blist: list[int]) -> float:
+        nbytes = sum(self.size[x] for x in blist)
+        return self.net.validation_delay(nbytes) + self._val_per_tx * sum(len(self.txs[x]) for x in blist)
+
+    def _compact_bytes(self, b: int) -> int:
+        return HEADER_BYTES + self.proto.short_id_bytes * len(self.txs[b])
+
+    def _missing_bytes(self, b: int, t: float) -> float:
+        """Bytes of b's transactions a node does not have yet at time t (module docstring of protocol.py)."""
+        cached = self._tx_times.get(b)
+        if cached is None:
+            txs = self.txs[b]
+            tc = self.mempool.t_create[txs]
+            order = np.argsort(tc, kind="stable")
+            cum = np.concatenate([[0.0], np.cumsum(self.mempool.size[txs][order], dtype=np.float64)])
+            cached = (tc[order].tolist(), cum.tolist())
+            self._tx_times[b] = cached
+        times, cum = cached
+        return cum[-1] - cum[bisect.bisect_left(times, t - self.tx_spread_s)]
+
+    def _send_compact(self, now: float, up: int, down: int, blist: list[int]) -> float:
+        """Delay until `down` has rebuilt the blocks of blist from compact blocks sent by `up`, including the
+        getblocktxn/blocktxn round trip for the newest block's missing transactions."""
+        tp = self.transport
+        delay = tp.send(now, up, down, sum(self._compact_bytes(x) for x in blist))
+        miss = self._missing_bytes(blist[0], now + delay)
+        if miss > 0.0:
+            t_req = now + delay + self.net.lat[down][up]  # getblocktxn reaches the sender
+            delay = t_req - now + tp.send(t_req, up, down, miss)
+        return delay
+
+    def _push_block(self, node: int, b: int, src: int, now: float) -> None:
+        """Send b unsolicited to node's push peers that lack it and have its parent (module docstring)."""
+        st, pst = self.state[b], self.state[self.parent[b]]
+        wb, work, tip = self.work[b], self.work, self.tip
+        for y in self._push[node]:
+            s_y = st[y]
+            if y == src or s_y == HAVE or s_y == ARRIVED or pst[y] != HAVE or work[tip[y]] >= wb:
+                continue
+            if self._compact:
+                delay = self._send_compact(now, node, y, [b])
+            else:
+                delay = self.transport.send(now, node, y, self.size[b])
+            self._schedule(Msg(self._cb_arrive, ([b], node, y)), NORMAL, delay)
+
+    def _on_arrive(self, ev: Msg) -> None:
+        """Push mode: the block is at dst; dst pushes it on at once and validates it before using it."""
+        self.events += 1
+        blist, src, dst = ev._value
+        st = self.state[blist[0]]
+        if st[dst] == HAVE or st[dst] == ARRIVED:
+            return
+        st[dst] = ARRIVED
+        now = self.env.now
+        self._push_block(dst, blist[0], src, now)
+        self._schedule(Msg(self._cb_block, ev._value), NORMAL, self._validation_time(blist))
+
+    def _relay_to_miners(self, k: int, b: int, now: float) -> None:
+        """Miners' relay network: the block of miner index k reaches every other pool directly."""
+        bits = 8.0 / (self.proto.miners_network_mbps * 1e6)
+        lat_row = self._miner_lat[k]
+        cbytes = self._compact_bytes(b)
+        val = self._validation_time([b])
+        for j, y in enumerate(self.miners):
+            if j == k:
+                continue
+            t_arr = now + lat_row[j]
+            delay = lat_row[j] + (cbytes + self._missing_bytes(b, t_arr)) * bits + val
+            self._schedule(Msg(self._cb_relaynet, (b, self.miners[k], y)), NORMAL, delay)
+
+    def _on_relaynet(self, ev: Msg) -> None:
+        self.events += 1
+        b, src, dst = ev._value
+        state, parent = self.state, self.parent
+        if state[b][dst] == HAVE:
+            return
+        blist = [b]
+        p = parent[b]
+        while state[p][dst] != HAVE:  # the relay network carried the ancestors too
+            blist.append(p)
+            p = parent[p]
+        self._deliver(blist, src, dst, self.env.now)
 
     def _on_block(self, ev: Msg) -> None:
         self.events += 1
         blist, src, dst = ev._value
-        now = self.env.now
+        self._deliver(blist, src, dst, self.env.now)
+
+    def _deliver(self, blist: list[int], src: int, dst: int, now: float) -> None:
+        """dst has validated the blocks of blist (newest first): record them, switch tip, announce."""
         state, n_have, thr50, thr90 = self.state, self.n_have, self._thr50, self._thr90
         for x in reversed(blist):
             st = state[x]
