@@ -30,6 +30,9 @@ KEYVALUE_COMMANDS: dict[str, tuple[str, str]] = {
     "advise": ("rlrun.deploy.rollup:advise_command", "rollup advisory from a consensus run: run=<dir>"),
     "collect": ("rlrun.collect:collect_command", "write a transitions dataset: env=<name> agent=<name> episodes=N"),
     "report": ("rlrun.sweep_report:report_command", "summarise a sweep directory: sweep=<dir>"),
+    "simulate": ("rlrun.simulate:simulate_command",
+                 "simulate the blockchain for N blocks: env=blockchain [env.scenario=NAME] blocks=N seed=S "
+                 "[out=DIR]"),
 }
 
 _exit_code = 0

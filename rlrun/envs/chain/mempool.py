@@ -64,7 +64,7 @@ class TxWorkloadSpec:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None, prefix: str = "env.transactions") -> TxWorkloadSpec:
-        spec = cls(**check_keys(cfg, _TX_KEYS, prefix))
+        spec = cls(**{k: v for k, v in check_keys(cfg, _TX_KEYS, prefix).items() if v is not None})
         spec.rate_tps = number(spec.rate_tps, f"{prefix}.rate_tps", low=0.0)
         spec.pattern = choice(spec.pattern, f"{prefix}.pattern", PATTERNS)
         spec.daily_amplitude = number(spec.daily_amplitude, f"{prefix}.daily_amplitude", low=0.0, high=1.0)

@@ -55,7 +55,7 @@ class NetworkSpec:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None, prefix: str = "env.network") -> NetworkSpec:
-        d = check_keys(cfg, _NETWORK_KEYS, prefix)
+        d = {k: v for k, v in check_keys(cfg, _NETWORK_KEYS, prefix).items() if v is not None}  # null = default
         spec = cls(**d)
         spec.validate(prefix)
         return spec

@@ -99,6 +99,7 @@ class PowChain:
         self.miner: list[int] = [-1]
         self.txs: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
         self.gas: list[float] = [0.0]
+        self.limit: list[int] = [0]  # block size limit in force when each block was found
         self.uncles: list[list[int]] = [[]]  # uncles each block references (Ethereum; empty otherwise)
         self._by_height: dict[int, list[int]] = {0: [0]}
         self.state: list[bytearray] = [bytearray([HAVE]) * n]
@@ -117,6 +118,10 @@ class PowChain:
         shares = hp[self.miners] / hp[self.miners].sum()
         self._cum = list(np.cumsum(shares))
         self._cum[-1] = 1.0
+        self.shares: list[float] = [float(x) for x in shares]
+        self._miner_idx = {m: j for j, m in enumerate(self.miners)}
+        #: per block, seconds from finding until each miner (in `miners` order) has validated it (nan: not yet)
+        self.t_miner: list[list[float]] = [[0.0] * len(self.miners)]
         self.tx_delay = net.shortest_delays(self.miners, net.spec.tx_relay_delay_s)
         # parameters in force
         self.max_block_bytes = 1_000_000
@@ -128,6 +133,9 @@ class PowChain:
         self.invs_suppressed = 0  # invs not scheduled because an earlier one was on its way (no-ops)
         self.reorgs = 0  # canonical-chain switches that detached at least one block
         self._fixed = net.fixed_delay_s
+        # pools' hashers switch to a new tip pool_switch_s after the pool node has it: (from time, tip) per pool
+        self._switch = proto.pool_switch_s
+        self._pool_work: list[list[tuple[float, int]]] = [[(0.0, 0)] for _ in self.miners]
         # relay mechanisms
         self._compact = proto.block_relay == "compact"
         self._val_per_tx = proto.gas_per_tx * proto.validation_s_per_mgas / 1e6
@@ -219,7 +227,7 @@ class PowChain:
         now = self.env.now
         k = bisect.bisect_right(self._cum, self.rng.random())
         m = self.miners[min(k, len(self.miners) - 1)]
-        parent = self.tip[m]
+        parent = self.tip[m] if not self._switch else self._working_tip(m, now)
         exclude, extra = self._chain_diff(parent)
         txs = self.mempool.select(self.tx_delay[min(k, len(self.miners) - 1)], now,
                                   self.max_block_bytes - HEADER_BYTES, exclude, extra)
@@ -240,14 +248,20 @@ class PowChain:
         self.miner.append(m)
         self.txs.append(txs)
         self.gas.append(len(txs) * self.proto.gas_per_tx)
+        self.limit.append(self.max_block_bytes)
         st = bytearray(self.n)
         st[m] = HAVE
         self.state.append(st)
         self.n_have.append(1)
+        tm = [math.nan] * len(self.miners)
+        tm[self._miner_idx[m]] = 0.0
+        self.t_miner.append(tm)
         self.t50.append(0.0 if self._thr50 == 1 else math.nan)
         self.t90.append(0.0 if self._thr90 == 1 else math.nan)
         self.inv_due.append([_INF] * self.n if self.n > 1 else None)
         self.tip[m] = b
+        if self._switch:
+            self._pool_work[self._miner_idx[m]].append((now + self._switch, b))
         if self.work[b] > self.work[self.canon[-1]]:
             self._reorg(b)
         if self._fixed is not None:
@@ -260,6 +274,13 @@ class PowChain:
             if self._miner_lat:
                 self._relay_to_miners(k if k < len(self.miners) else len(self.miners) - 1, b, now)
         self._schedule_mine()
+
+    def _working_tip(self, m: int, now: float) -> int:
+        """The tip miner m's hashers work on at `now`: the newest one its pool node had pool_switch_s ago."""
+        work = self._pool_work[self._miner_idx[m]]
+        while len(work) > 1 and work[1][0] <= now:
+            del work[0]
+        return work[0][1]
 
     def _chain_diff(self, tip: int) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(txs in tip's chain but not canonical, txs canonical but not in tip's chain)."""
@@ -459,9 +480,17 @@ class PowChain:
                 if k == thr50 or k == thr90 or k == self.n:
                     n_have[x] = k - 1
                     self._got(x, now)
+        j = self._miner_idx.get(dst)
+        if j is not None:
+            for x in blist:
+                tm = self.t_miner[x]
+                if tm[j] != tm[j]:  # nan: first time
+                    tm[j] = now - self.t_found[x]
         b = blist[0]
         if self.work[b] > self.work[self.tip[dst]]:
             self.tip[dst] = b
+            if self._switch and j is not None:
+                self._pool_work[j].append((now + self._switch, b))
             self._announce(dst, b, src)
 
     def _on_deliver_all(self, ev: Msg) -> None:
@@ -474,6 +503,9 @@ class PowChain:
             if st[i] != HAVE:
                 st[i] = HAVE
                 self._got(b, now)
+                j = self._miner_idx.get(i)
+                if j is not None:
+                    self.t_miner[b][j] = now - self.t_found[b]
                 if wb > work[tip[i]]:
                     tip[i] = b
 

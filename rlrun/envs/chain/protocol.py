@@ -14,6 +14,8 @@ miners_network   a FIBRE-like relay network among the mining pools: a pool's new
                  pool one table latency (mean, between their regions) plus its compact encoding and the missing
                  transactions over `miners_network_mbps` later, with no inv/getdata and no validation on the way
                  (Corallo's Relay Network 2013-2017, FIBRE since 2016).
+pool_switch_s    seconds from a pool's node having a new tip until the pool's hashers work on it (new block
+                 template pushed to the miners, or miners polling for work); 0 = at once.
 pool_outbound    extra outbound connections each mining-pool node opens (pools run well-connected nodes);
                  0 = pools are ordinary nodes.
 validation_s_per_mgas  execution time per million gas (Ethereum), added to the per-MB validation time of
@@ -40,7 +42,7 @@ from rlrun.errors import ConfigError
 BLOCK_RELAY = ("full", "compact")
 
 _KEYS = {
-    "block_relay", "short_id_bytes", "push_peers", "miners_network", "miners_network_mbps", "pool_outbound",
+    "block_relay", "short_id_bytes", "push_peers", "miners_network", "miners_network_mbps", "pool_switch_s", "pool_outbound",
     "validation_s_per_mgas", "gas_per_tx", "max_uncles", "uncle_depth",
 }
 
@@ -54,6 +56,7 @@ class ProtocolSpec:
     push_peers: int = 0
     miners_network: bool = False
     miners_network_mbps: float = 100.0
+    pool_switch_s: float = 0.0
     pool_outbound: int = 0
     validation_s_per_mgas: float = 0.0
     gas_per_tx: float = 0.0
@@ -71,6 +74,7 @@ class ProtocolSpec:
             raise ConfigError(f"{prefix}.miners_network must be true or false, got {spec.miners_network!r}")
         spec.miners_network_mbps = number(spec.miners_network_mbps, f"{prefix}.miners_network_mbps", low=0.0,
                                           low_open=True)
+        spec.pool_switch_s = number(spec.pool_switch_s, f"{prefix}.pool_switch_s", low=0.0)
         spec.pool_outbound = integer(spec.pool_outbound, f"{prefix}.pool_outbound", low=0)
         spec.validation_s_per_mgas = number(spec.validation_s_per_mgas, f"{prefix}.validation_s_per_mgas",
                                             low=0.0)
