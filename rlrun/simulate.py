@@ -90,7 +90,17 @@ def compose_env_config(overrides: list[str]) -> Any:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
             return compose(config_name="config", overrides=["env=blockchain", *overrides])
     except Exception as e:  # Hydra's and OmegaConf's errors share no base class
-        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        msg = f"{e}\n{e.__cause__ or ''}"
+        if "Could not override '" in msg:
+            key = msg.split("Could not override '")[1].split("'")[0]
+            with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+                base = compose(config_name="config", overrides=["env=blockchain"])
+            node = base
+            for part in key.split(".")[:-1]:
+                node = node.get(part) if hasattr(node, "get") else None
+            allowed = sorted(k for k in node if not str(k).startswith("_")) if hasattr(node, "keys") else []
+            raise ConfigError(f"{key} is not a config key; allowed: {', '.join(allowed)}") from None
+        first = next((ln.strip() for ln in msg.splitlines() if ln.strip()), type(e).__name__)
         raise ConfigError(first) from None
 
 
@@ -208,12 +218,14 @@ def simulate_command(args: list[str]) -> int:
         scenario = None
         out_dir = Path(own["out"]) if "out" in own else run_dir / "simulate"
     else:
-        from hydra.utils import instantiate
         from omegaconf import OmegaConf
+
+        from rlrun.envs.blockchain import BlockchainEnv
 
         cfg = compose_env_config(overrides)
         env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
-        env = instantiate(env_cfg, _convert_="all")
+        # built directly, not through hydra's instantiate, so a bad value's ConfigError reaches the CLI as is
+        env = BlockchainEnv(**{k: v for k, v in env_cfg.items() if not k.startswith("_")})
         scenario = env.scenario
         result = simulate_static(env, blocks, seed, progress)
         result["config"] = {k: v for k, v in env_cfg.items() if k in ("scenario", "network", "transactions",

@@ -251,3 +251,11 @@ class Transport:
         self.busy_until[src] = done
         self.bytes_up += nbytes
         return done - now + net.lat[src][dst]
+
+    def send_beside(self, src: int, dst: int, nbytes: float) -> float:
+        """Delay of a small follow-up transfer (compact blocks' missing transactions) that does not wait in
+        src's upload queue: bytes / min(upload, download) + latency. Queueing it behind a reservation made
+        for a request still in flight would leave the link idle meanwhile and delay everything after it."""
+        net = self.net
+        self.bytes_up += nbytes
+        return nbytes * 8.0 / min(net.up_bps[src], net.down_bps[dst]) + net.lat[src][dst]

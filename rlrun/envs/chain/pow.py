@@ -406,9 +406,8 @@ class PowChain:
         tp = self.transport
         delay = tp.send(now, up, down, sum(self._compact_bytes(x) for x in blist))
         miss = self._missing_bytes(blist[0], now + delay)
-        if miss > 0.0:
-            t_req = now + delay + self.net.lat[down][up]  # getblocktxn reaches the sender
-            delay = t_req - now + tp.send(t_req, up, down, miss)
+        if miss > 0.0:  # getblocktxn back to the sender, blocktxn forward
+            delay += self.net.lat[down][up] + tp.send_beside(up, down, miss)
         return delay
 
     def _push_block(self, node: int, b: int, src: int, now: float) -> None:

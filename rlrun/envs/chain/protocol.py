@@ -42,8 +42,8 @@ from rlrun.errors import ConfigError
 BLOCK_RELAY = ("full", "compact")
 
 _KEYS = {
-    "block_relay", "short_id_bytes", "push_peers", "miners_network", "miners_network_mbps", "pool_switch_s", "pool_outbound",
-    "validation_s_per_mgas", "gas_per_tx", "max_uncles", "uncle_depth",
+    "block_relay", "short_id_bytes", "push_peers", "miners_network", "miners_network_mbps", "pool_switch_s",
+    "pool_outbound", "validation_s_per_mgas", "gas_per_tx", "max_uncles", "uncle_depth",
 }
 
 

@@ -42,7 +42,7 @@ def wilson(k: float, n: float, z: float = Z95) -> list[float]:
     den = 1.0 + z * z / n
     mid = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return [max(0.0, mid - half), min(1.0, mid + half)]
+    return [0.0 if k <= 0 else max(0.0, mid - half), 1.0 if k >= n else min(1.0, mid + half)]
 
 
 def mean_ci(x: np.ndarray) -> list[float]:

@@ -1,0 +1,224 @@
+"""Named scenarios, relay mechanisms, uncles, run statistics and `rlrun simulate` (fast: small networks)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rlrun.envs.blockchain import BlockchainEnv
+from rlrun.envs.chain import Network, NetworkSpec, PowChain, TxWorkload, TxWorkloadSpec, make_hashpower
+from rlrun.envs.chain import tables
+from rlrun.envs.chain.metrics import chain_summary
+from rlrun.envs.chain.protocol import ProtocolSpec
+from rlrun.envs.chain.scenarios import SCENARIOS
+from rlrun.envs.chain.summary import median_ci, run_summary, wilson
+from rlrun.envs.chain.uncles import pick_uncles, uncle_rate
+from rlrun.errors import ConfigError
+
+
+def make(protocol: dict | None = None, *, nodes: int = 120, rate: float = 20.0, seed: int = 0,
+         hashpower: list[float] | None = None) -> PowChain:
+    rng = np.random.default_rng(seed)
+    net = Network(NetworkSpec.from_config({"nodes": nodes}), rng)
+    wl = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": rate, "size_mean_bytes": 500.0}), nodes, rng)
+    hp = make_hashpower(nodes, hashpower or tables.POOL_HASHPOWER, rng)
+    return PowChain(net, wl, hp, rng, protocol=ProtocolSpec.from_config(protocol))
+
+
+def run(sim: PowChain, block_mb: float, interval: float, blocks: int) -> PowChain:
+    sim.configure(block_mb * 1e6, interval)
+    sim.advance(blocks * interval, 10 * interval)
+    return sim
+
+
+# ---- scenarios --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_each_scenario_composes_and_runs(name):
+    sc = SCENARIOS[name]
+    env = BlockchainEnv(scenario=name, network={"nodes": 60}, episode_steps=2, step_blocks=2.0)
+    assert env.net_spec.nodes == 60  # an explicit key beats the scenario
+    assert env.net_spec.outbound == sc.network["outbound"]
+    assert env.net_spec.latency_ms == [list(map(float, r)) for r in sc.network.get("latency_ms", tables.LATENCY_MS)]
+    assert env.tx_spec.rate_tps == sc.transactions["rate_tps"]
+    assert env.static_setting == (sc.block_size_mb, sc.block_interval_s)
+    obs, _ = env.reset(seed=0)
+    obs, r, _, _, info = env.step(env.default_action())
+    assert env.observation_space.contains(obs) and math.isfinite(r)
+    assert info["block_interval_s"] == pytest.approx(min(sc.block_interval_s, env.interval_range[1]))
+    assert all(p.source for p in sc.published.values())
+
+
+def test_scenario_demand_fills_blocks_as_published():
+    """rate x mean size x interval is the published mean block size (within 10 %) for every scenario with one."""
+    for name, sc in SCENARIOS.items():
+        if "block_kb" in sc.published:
+            kb = sc.transactions["rate_tps"] * sc.transactions["size_mean_bytes"] * sc.block_interval_s / 1e3
+            assert kb == pytest.approx(sc.published["block_kb"].value, rel=0.1), name
+
+
+def test_unknown_scenario_names_the_key_and_the_choices():
+    with pytest.raises(ConfigError, match=r"env.scenario='nope' is not a known scenario; choose one of: bitcoin_2015"):
+        BlockchainEnv(scenario="nope")
+
+
+# ---- relay mechanisms ---------------------------------------------------------------------------------------
+
+def test_compact_blocks_cut_bytes_and_propagation_time():
+    full = run(make(), 1.0, 60.0, 40)
+    compact = run(make({"block_relay": "compact"}), 1.0, 60.0, 40)
+    assert compact.parent == full.parent[: len(compact.parent)] or compact.n_blocks == full.n_blocks
+    per_block = [s.transport.bytes_up / s.n_blocks for s in (full, compact)]
+    assert per_block[1] < per_block[0] / 20  # ~6 B per ~500 B transaction, plus the few missing ones
+    p50 = [chain_summary(s)["prop_time_p50"] for s in (full, compact)]
+    assert p50[1] < 0.7 * p50[0], p50
+    high = run(make({"block_relay": "compact", "push_peers": 3}), 1.0, 60.0, 40)
+    assert chain_summary(high)["prop_time_p50"] < p50[1]  # high-bandwidth mode skips inv/getdata and waits
+
+
+def test_missing_transactions_are_those_younger_than_the_relay_delay():
+    sim = run(make({"block_relay": "compact"}), 1.0, 60.0, 10)
+    b = sim.canon[-1]
+    tc = sim.mempool.t_create[sim.txs[b]]
+    sizes = sim.mempool.size[sim.txs[b]]
+    t = sim.t_found[b] + 0.5
+    expected = float(sizes[tc > t - sim.tx_spread_s].sum())
+    assert sim._missing_bytes(b, t) == pytest.approx(expected)
+    assert sim._missing_bytes(b, t + 1e6) == 0.0 and sim._missing_bytes(b, -1e6) == pytest.approx(sizes.sum())
+
+
+def test_miners_relay_network_cuts_the_stale_rate():
+    kw = {"nodes": 150, "rate": 200.0}
+    plain = run(make(**kw, seed=3), 2.0, 12.0, 400)
+    relay = run(make({"miners_network": True}, **kw, seed=3), 2.0, 12.0, 400)
+    s_plain, s_relay = run_summary(plain), run_summary(relay)
+    assert s_plain["orphan_rate"] > 0.05
+    assert s_relay["orphan_rate"] < 0.5 * s_plain["orphan_rate"], (s_relay["orphan_rate"], s_plain["orphan_rate"])
+    assert s_relay["miners_delay_s"] < 0.3 * s_plain["miners_delay_s"]
+
+
+def test_pool_switch_delay_raises_forks_by_the_formula():
+    """Hashers that keep working on the old tip for s seconds add s to every pool's delay."""
+    kw = {"nodes": 60, "rate": 5.0, "hashpower": [1.0] * 10}
+    base = run_summary(run(make(**kw, seed=4), 0.1, 10.0, 1500))
+    slow = run_summary(run(make({"pool_switch_s": 1.0}, **kw, seed=4), 0.1, 10.0, 1500))
+    # + 1 s, and a little more: more forks mean more competing uploads
+    assert 1.0 <= slow["miners_delay_s"] - base["miners_delay_s"] < 1.25
+    assert slow["orphan_rate"] > base["orphan_rate"] + 0.04
+    assert slow["orphan_rate"] == pytest.approx(slow["fork_rate_expected"], abs=0.03)
+
+
+def test_validation_cost_per_gas_slows_propagation():
+    base = chain_summary(run(make(), 0.2, 30.0, 40))["prop_time_p50"]
+    gas = chain_summary(run(make({"validation_s_per_mgas": 0.1, "gas_per_tx": 100_000.0}), 0.2, 30.0, 40))
+    # ~ (0.2 MB / 500 B) = 400 tx x 0.1 Mgas x 0.1 s per Mgas = 4 s per hop
+    assert gas["prop_time_p50"] > base + 4.0
+
+
+# ---- uncles -----------------------------------------------------------------------------------------------
+
+def test_uncles_on_a_hand_built_fork():
+    #        0 - 1 - 2 - 4 - 6 - 7          main chain (heights 0..5)
+    #             \    \
+    #              3    5                    stale: 3 (child of 1, height 2), 5 (child of 2, height 3)
+    parent = [-1, 0, 1, 1, 2, 2, 4, 6]
+    height = [0, 1, 2, 2, 3, 3, 4, 5]
+    by_height: dict[int, list[int]] = {}
+    for b, h in enumerate(height):
+        by_height.setdefault(h, []).append(b)
+    uncles: list[list[int]] = [[] for _ in parent]
+    everyone = lambda u: True  # noqa: E731
+    # block 6 (parent 4, height 4) may take 3 and 5: both are children of its ancestors 1 and 2
+    assert pick_uncles(4, parent, height, uncles, by_height, everyone, depth=6, max_uncles=2) == [3, 5]
+    assert pick_uncles(4, parent, height, uncles, by_height, everyone, depth=6, max_uncles=1) == [3]
+    assert pick_uncles(4, parent, height, uncles, by_height, lambda u: u != 3, depth=6, max_uncles=2) == [5]
+    # depth 1: only children of the parent (4) qualify -> none
+    assert pick_uncles(4, parent, height, uncles, by_height, everyone, depth=1, max_uncles=2) == []
+    # depth 2: children of 4 or 2 -> 5 only (3's parent 1 is 3 generations back)
+    assert pick_uncles(4, parent, height, uncles, by_height, everyone, depth=2, max_uncles=2) == [5]
+    uncles[6] = [3, 5]
+    # block 7 builds on 6, which already referenced both: nothing left
+    assert pick_uncles(6, parent, height, uncles, by_height, everyone, depth=6, max_uncles=2) == []
+    assert uncle_rate([0, 1, 2, 4, 6, 7], uncles) == pytest.approx(2 / 5)
+
+
+def test_uncle_rate_tracks_the_stale_rate_when_everyone_hears_of_stale_blocks():
+    sim = run(make({"max_uncles": 2}, nodes=60, rate=5.0, seed=5), 0.1, 4.0, 800)
+    s = run_summary(sim)
+    assert s["orphan_rate"] > 0.05
+    # most stale blocks are referenced once (not those the next miners had not seen yet, nor a third sibling)
+    per_main = s["stale_blocks"] / s["main_chain_blocks"]
+    assert 0.6 * per_main < s["uncle_rate"] <= per_main
+    referenced = [u for c in sim.canon for u in sim.uncles[c]]
+    assert len(referenced) == len(set(referenced))  # never twice on one chain
+    assert all(not sim.on_canon(u) for u in referenced)
+
+
+# ---- statistics -------------------------------------------------------------------------------------------
+
+def test_confidence_intervals_have_the_textbook_values():
+    lo, hi = wilson(10, 100)
+    assert (lo, hi) == pytest.approx((0.0552, 0.1744), abs=1e-4)  # Wilson score interval, z = 1.96
+    assert wilson(0, 50)[0] == 0.0 and wilson(0, 50)[1] == pytest.approx(0.0713, abs=1e-4)
+    x = np.arange(100.0)
+    lo, hi = median_ci(x)
+    assert lo < 49.5 < hi and hi - lo == pytest.approx(2 * 1.96 * 5, abs=2.0)
+
+
+# ---- rlrun simulate -------------------------------------------------------------------------------------
+
+def _cli(args, cwd):
+    return subprocess.run([sys.executable, "-m", "rlrun.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_simulate_end_to_end(tmp_path):
+    proc = _cli(["simulate", "env=blockchain", "env.scenario=dogecoin", "env.network.nodes=80", "blocks=60",
+                 "seed=3", f"out={tmp_path / 'sim'}", "progress=false"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "sim" / "simulate.json").read_text())
+    for key in ("blocks", "orphan_rate", "fork_rate", "propagation_p50_s", "propagation_p90_s", "throughput_tps",
+                "latency_s", "block_fill", "uncle_rate", "orphan_rate_ci95", "fork_rate_ci95", "latency_s_ci95"):
+        assert key in result, key
+    assert result["scenario"] == "dogecoin" and result["nodes"] == 80 and result["blocks"] >= 60
+    assert result["static_setting"]["block_interval_s"] == 60.0
+    assert 0.0 < result["propagation_p50_s"] < result["propagation_p90_s"] < 5.0
+    assert result["throughput_tps"] == pytest.approx(0.33, rel=0.25)  # demand-limited: what arrives is confirmed
+    assert result["block_fill"] < 0.05
+    lo, hi = result["orphan_rate_ci95"]
+    assert lo <= result["orphan_rate"] <= hi
+    again = _cli(["simulate", "env=blockchain", "env.scenario=dogecoin", "env.network.nodes=80", "blocks=60",
+                  "seed=3", f"out={tmp_path / 'sim2'}", "progress=false"], tmp_path)
+    twin = json.loads((tmp_path / "sim2" / "simulate.json").read_text())
+    assert {k: v for k, v in twin.items() if "wall" not in k} == {k: v for k, v in result.items() if "wall" not in k}
+
+
+def test_simulate_help_lists_scenarios(tmp_path):
+    proc = _cli(["simulate", "--help"], tmp_path)
+    assert proc.returncode == 0
+    for name in SCENARIOS:
+        assert name in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["env.scenario=bitcoin_2077"], "env.scenario='bitcoin_2077' is not a known scenario; choose one of:"),
+        (["blocks=0"], "blocks must be >= 1, got 0"),
+        (["env.network.upload_mbps=[1,1,1,1,1,-1]"], "env.network.upload_mbps[5] must be > 0"),
+        (["env.network.latency_ms=[[1,2],[3,4]]"], "env.network.latency_ms must be a square 6x6 table"),
+        (["env.protocol.block_relay=fast"], "env.protocol.block_relay='fast' is not allowed; choose one of: full"),
+        (["env.network.nodez=3"], "env.network.nodez is not a config key; allowed: download_mbps"),
+        (["steps=3"], "steps is not a simulate setting; allowed: env, blocks"),
+    ],
+)
+def test_simulate_bad_input_is_one_line_exit_2(tmp_path, args, expected):
+    proc = _cli(["simulate", "env=blockchain", *args], tmp_path)
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
