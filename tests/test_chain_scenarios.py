@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from rlrun.envs.blockchain import BlockchainEnv
-from rlrun.envs.chain import Network, NetworkSpec, PowChain, TxWorkload, TxWorkloadSpec, make_hashpower
-from rlrun.envs.chain import tables
+from rlrun.envs.chain import Network, NetworkSpec, PowChain, TxWorkload, TxWorkloadSpec, make_hashpower, tables
 from rlrun.envs.chain.metrics import chain_summary
 from rlrun.envs.chain.protocol import ProtocolSpec
 from rlrun.envs.chain.scenarios import SCENARIOS
@@ -194,6 +193,7 @@ def test_simulate_end_to_end(tmp_path):
     assert lo <= result["orphan_rate"] <= hi
     again = _cli(["simulate", "env=blockchain", "env.scenario=dogecoin", "env.network.nodes=80", "blocks=60",
                   "seed=3", f"out={tmp_path / 'sim2'}", "progress=false"], tmp_path)
+    assert again.returncode == 0, again.stderr
     twin = json.loads((tmp_path / "sim2" / "simulate.json").read_text())
     assert {k: v for k, v in twin.items() if "wall" not in k} == {k: v for k, v in result.items() if "wall" not in k}
 
