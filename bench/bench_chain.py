@@ -1,7 +1,8 @@
 """Blockchain simulator speed: simulated seconds per wall second and SimPy events per second for
 (a) 100 nodes at Bitcoin-like settings (1 MB, 600 s, 3 tx/s), (b) 1,000 nodes at a 12 s interval and
-(c) 6,000 nodes at 600 s (100 blocks; 1,000 with BENCH_FULL=1), and env=blockchain steps per second at its
-defaults.
+(c) 6,000 nodes at 600 s (100 blocks; 1,000 with BENCH_FULL=1), env=blockchain steps per second at its
+defaults, and simulated seconds per wall second of each named scenario (rlrun/envs/chain/scenarios.py) at its
+static setting.
 
 Reference, measured in the same process: bare SimPy dispatch, a chain of Timeout events with one callback and
 a tuple payload (the cheapest event SimPy offers). "ideal" is what bare SimPy would need to deliver every
@@ -24,7 +25,9 @@ from bench.common import full, print_table, set_threads
 from rlrun.envs.blockchain import BlockchainEnv
 from rlrun.envs.chain import Network, NetworkSpec, PowChain, TxWorkload, TxWorkloadSpec, make_hashpower
 from rlrun.envs.chain.metrics import chain_summary
+from rlrun.envs.chain.scenarios import SCENARIOS
 from rlrun.envs.chain.tables import POOL_HASHPOWER
+from rlrun.simulate import simulate_static
 
 
 def simpy_events_per_second(n: int = 300_000) -> float:
@@ -125,6 +128,11 @@ def main() -> None:
         ideal = raw / ev_per_step
         rows.append((f"env=blockchain steps per s ({label})", f"{sps:,.1f}", f"{ideal:,.0f}",
                      f"{sps / ideal:.3f}"))
+    for name in SCENARIOS:
+        blocks = 100 if full() else 20
+        r = simulate_static(BlockchainEnv(scenario=name), blocks, seed=0)
+        rows.append((f"scenario {name} ({r['nodes']} nodes): sim s per wall s", f"{r['sim_s_per_wall_s']:,.0f}",
+                     "", f"{r['wall_s']:.1f} s for {r['blocks_found']} blocks"))
     print_table(rows)
     print("\nchain figures (median propagation of main-chain blocks):")
     for label, s in summaries:

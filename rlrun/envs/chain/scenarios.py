@@ -83,7 +83,7 @@ SCENARIOS: dict[str, Scenario] = {
         network={**_NET_2015, "nodes": 6000, "outbound": 8,
                  "region_shares": tables.REGION_SHARES_BITCOIN_2015,
                  "validation_s_per_mb": 0.2, "validation_base_s": 0.002, "tx_relay_delay_s": 1.0},
-        # 1.8 tx/s x 500 B x 600 s = 0.54 MB per block ([gervais]: 534.8 kB mean block size)
+        # 1.8 tx/s x 500 B x 600 s + 0.5 kB = 0.54 MB per block ([gervais]: 534.8 kB mean block size)
         transactions={"rate_tps": 1.8, "size_mean_bytes": 500.0},
         protocol={"block_relay": "full", "miners_network": True, "miners_network_mbps": 100.0},
         hashpower=[0.21, 0.15, 0.12, 0.11, 0.08, 0.06, 0.05, 0.04, 0.03, 0.03, 0.02, 0.02, 0.01, 0.01],
@@ -117,8 +117,8 @@ SCENARIOS: dict[str, Scenario] = {
         block_interval_s=150.0,
         network={**_NET_2015, "nodes": 800, "outbound": 8, "region_shares": tables.REGION_SHARES_LITECOIN,
                  "validation_s_per_mb": 0.2, "validation_base_s": 0.002, "tx_relay_delay_s": 1.0},
-        # 0.1 tx/s x 400 B x 150 s = 6.0 kB ([gervais]: 6.11 kB)
-        transactions={"rate_tps": 0.1, "size_mean_bytes": 400.0},
+        # 0.0935 tx/s x 400 B x 150 s = 5.6 kB + 0.5 kB header and coinbase = 6.1 kB ([gervais]: 6.11 kB)
+        transactions={"rate_tps": 0.0935, "size_mean_bytes": 400.0},
         protocol={"block_relay": "full"},
         hashpower=[0.25, 0.18, 0.13, 0.10, 0.08, 0.07, 0.05, 0.04, 0.04, 0.03, 0.02, 0.01],
         published={
@@ -134,8 +134,8 @@ SCENARIOS: dict[str, Scenario] = {
         block_interval_s=60.0,
         network={**_NET_2015, "nodes": 600, "outbound": 8, "region_shares": tables.REGION_SHARES_DOGECOIN,
                  "validation_s_per_mb": 0.2, "validation_base_s": 0.002, "tx_relay_delay_s": 1.0},
-        # 0.33 tx/s x 400 B x 60 s = 7.9 kB ([gervais]: 8 kB)
-        transactions={"rate_tps": 0.33, "size_mean_bytes": 400.0},
+        # 0.3125 tx/s x 400 B x 60 s = 7.5 kB + 0.5 kB header and coinbase = 8.0 kB ([gervais]: 8 kB)
+        transactions={"rate_tps": 0.3125, "size_mean_bytes": 400.0},
         protocol={"block_relay": "full"},
         hashpower=[0.23, 0.20, 0.12, 0.10, 0.09, 0.07, 0.06, 0.04, 0.03, 0.03, 0.02, 0.01],
         published={
@@ -153,8 +153,8 @@ SCENARIOS: dict[str, Scenario] = {
         network={**_NET_2015, "nodes": 4000, "outbound": 12,
                  "region_shares": tables.REGION_SHARES_BITCOIN_2015,
                  "validation_s_per_mb": 0.2, "validation_base_s": 0.002, "tx_relay_delay_s": 0.5},
-        # 0.7 tx/s x 150 B x 15 s = 1.6 kB ([gervais]: 1.5 kB)
-        transactions={"rate_tps": 0.7, "size_mean_bytes": 150.0},
+        # 0.444 tx/s x 150 B x 15 s = 1.0 kB + 0.5 kB header = 1.5 kB ([gervais]: 1.5 kB)
+        transactions={"rate_tps": 0.444, "size_mean_bytes": 150.0},
         protocol={"block_relay": "full", "push_peers": 5, "validation_s_per_mgas": 0.05, "gas_per_tx": 50000.0,
                   "max_uncles": 2, "uncle_depth": 6, "pool_switch_s": 0.25},
         hashpower=[0.25, 0.15, 0.13, 0.11, 0.08, 0.07, 0.05, 0.04, 0.04, 0.03, 0.02, 0.02, 0.01],
