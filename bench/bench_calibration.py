@@ -73,6 +73,19 @@ def main() -> None:
                         f"{_fmt(value, ci, kind)} | {ratio:.2f} |")
         p90 = _fmt(r["propagation_p90_s"], r["propagation_p90_s_ci95"], "s")
         rows.append(f"| {name} | block propagation to 90 % of nodes, median (s) | | {p90} | |")
+        if name == "bitcoin_2015":  # how much the relay network does in the model
+            alone = simulate_static(BlockchainEnv(scenario=name, protocol={"miners_network": False}),
+                                    max(50, blocks // 3), SEED)
+            rows.append(f"| {name} | fork rate expected without the miners' relay network | | "
+                        f"{_fmt(alone['fork_rate_expected'], alone['fork_rate_expected_ci95'], 'rate')} | |")
+        pub = sc.published.get("compact_p50_reduction")
+        if pub is not None:  # the same network with full-block relay and no push
+            plain = BlockchainEnv(scenario=name, protocol={"block_relay": "full", "push_peers": 0})
+            base = simulate_static(plain, max(20, blocks // 3), SEED)
+            cut = 1.0 - r["propagation_p50_s"] / base["propagation_p50_s"]
+            rows.append(f"| {name} | p50 propagation cut by compact blocks (vs full relay: "
+                        f"{base['propagation_p50_s']:.2f} s) | {100 * pub.value:.1f} % ({pub.source}, {pub.note}) | "
+                        f"{100 * cut:.1f} % | {cut / pub.value:.2f} |")
     print("\n".join(rows))
     print("\nspeed (one seed each):")
     print("\n".join(speed))

@@ -224,3 +224,15 @@ def test_simulate_bad_input_is_one_line_exit_2(tmp_path, args, expected):
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
+
+
+def test_relaying_side_blocks_lets_miners_reference_them_as_uncles():
+    """With Bitcoin's rule (announce new tips only) a losing sibling dies where it lost, so few miners ever
+    see it; Ethereum's clients relay every valid block, and nearly every stale block becomes an uncle."""
+    rates = {}
+    for relay_all in (False, True):
+        sim = run(make({"max_uncles": 2, "relay_side_blocks": relay_all}, nodes=80, rate=5.0, seed=6), 0.1, 3.0,
+                  800)
+        s = run_summary(sim)
+        rates[relay_all] = s["uncle_rate"] / (s["stale_blocks"] / s["main_chain_blocks"])
+    assert rates[True] > 0.9 and rates[True] > rates[False] + 0.1, rates

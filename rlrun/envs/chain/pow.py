@@ -138,6 +138,8 @@ class PowChain:
         self._pool_work: list[list[tuple[float, int]]] = [[(0.0, 0)] for _ in self.miners]
         # relay mechanisms
         self._compact = proto.block_relay == "compact"
+        # relay_side_blocks: a block whose work equals the receiver's tip is still worth sending (uncles)
+        self._relay_all = proto.relay_side_blocks
         self._val_per_tx = proto.gas_per_tx * proto.validation_s_per_mgas / 1e6
         self.tx_spread_s = float(self.tx_delay.mean()) if self.tx_delay.size else 0.0
         self._tx_times: dict[int, tuple[list[float], list[float]]] = {}
@@ -332,7 +334,7 @@ class PowChain:
             targets = self._pyrng.sample(targets, fanout)
         st = self.state[b]
         due = self.inv_due[b]
-        wb = self.work[b]
+        wb = self.work[b] if not self._relay_all else math.nextafter(self.work[b], _INF)
         work, tip, schedule, cbs = self.work, self.tip, self._schedule, self._cb_inv
         now = self.env.now
         suppressed = 0
@@ -351,7 +353,8 @@ class PowChain:
         self.events += 1
         b, src, dst = ev._value
         st = self.state[b]
-        if st[dst] or self.work[self.tip[dst]] >= self.work[b]:
+        wb = self.work[b] if not self._relay_all else math.nextafter(self.work[b], _INF)
+        if st[dst] or self.work[self.tip[dst]] >= wb:
             return
         st[dst] = REQUESTED
         blist = [b]
@@ -413,7 +416,8 @@ class PowChain:
     def _push_block(self, node: int, b: int, src: int, now: float) -> None:
         """Send b unsolicited to node's push peers that lack it and have its parent (module docstring)."""
         st, pst = self.state[b], self.state[self.parent[b]]
-        wb, work, tip = self.work[b], self.work, self.tip
+        wb = self.work[b] if not self._relay_all else math.nextafter(self.work[b], _INF)
+        work, tip = self.work, self.tip
         for y in self._push[node]:
             s_y = st[y]
             if y == src or s_y == HAVE or s_y == ARRIVED or pst[y] != HAVE or work[tip[y]] >= wb:
@@ -491,6 +495,8 @@ class PowChain:
             if self._switch and j is not None:
                 self._pool_work[j].append((now + self._switch, b))
             self._announce(dst, b, src)
+        elif self._relay_all:
+            self._announce(dst, b, src)  # relayed although it is not (or no longer) this node's tip
 
     def _on_deliver_all(self, ev: Msg) -> None:
         """Fixed-delay mode: block b reaches every node at once."""

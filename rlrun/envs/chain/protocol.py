@@ -20,6 +20,10 @@ pool_outbound    extra outbound connections each mining-pool node opens (pools r
                  0 = pools are ordinary nodes.
 validation_s_per_mgas  execution time per million gas (Ethereum), added to the per-MB validation time of
                  `env.network`; a block's gas is its transaction count times `gas_per_tx`.
+relay_side_blocks  relay every valid block, not only blocks that become the node's tip: Ethereum's clients
+                 push a block on once its header checks out, whatever its parent, which is how competing
+                 blocks of equal height reach the miners that can reference them as uncles. false = Bitcoin's
+                 rule (announce new tips only).
 max_uncles, uncle_depth  Ethereum's uncles: a new block references up to max_uncles stale blocks its miner
                  knows, whose parent is one of its last uncle_depth ancestors; 0 = no uncles (Bitcoin).
 
@@ -43,7 +47,7 @@ BLOCK_RELAY = ("full", "compact")
 
 _KEYS = {
     "block_relay", "short_id_bytes", "push_peers", "miners_network", "miners_network_mbps", "pool_switch_s",
-    "pool_outbound", "validation_s_per_mgas", "gas_per_tx", "max_uncles", "uncle_depth",
+    "pool_outbound", "relay_side_blocks", "validation_s_per_mgas", "gas_per_tx", "max_uncles", "uncle_depth",
 }
 
 
@@ -60,6 +64,7 @@ class ProtocolSpec:
     pool_outbound: int = 0
     validation_s_per_mgas: float = 0.0
     gas_per_tx: float = 0.0
+    relay_side_blocks: bool = False
     max_uncles: int = 0
     uncle_depth: int = 6
 
@@ -72,6 +77,8 @@ class ProtocolSpec:
         spec.push_peers = integer(spec.push_peers, f"{prefix}.push_peers", low=0)
         if not isinstance(spec.miners_network, bool):
             raise ConfigError(f"{prefix}.miners_network must be true or false, got {spec.miners_network!r}")
+        if not isinstance(spec.relay_side_blocks, bool):
+            raise ConfigError(f"{prefix}.relay_side_blocks must be true or false, got {spec.relay_side_blocks!r}")
         spec.miners_network_mbps = number(spec.miners_network_mbps, f"{prefix}.miners_network_mbps", low=0.0,
                                           low_open=True)
         spec.pool_switch_s = number(spec.pool_switch_s, f"{prefix}.pool_switch_s", low=0.0)

@@ -23,6 +23,9 @@ Sources
                reaches 50 % / 90 % of the monitored peers after 4.06 s / 18.0 s).
   [buterin]    Buterin, "More uncle statistics", Ethereum Foundation blog, 2015-09-25 (first 280,000 blocks:
                7.41 % uncles per block, 6.89 % of all blocks).
+  [nagayama]   Nagayama, Banno, Shudo, "Identifying Impacts of Protocol and Internet Development on the Bitcoin
+               Network", IEEE ISCC 2020 (SimBlock study of 2015-2019: compact block relay cut the 50th / 90th
+               percentile block propagation delay by 90.1 % / 87.6 %, Internet improvements by 64.5 % / 63.7 %).
   [bip152]     BIP 152 "Compact Block Relay" (6-byte short ids, 3 high-bandwidth peers); in Bitcoin Core since
                0.13 (Aug 2016). FIBRE: bitcoinfibre.org (since 2016); before it, Corallo's Relay Network
                (2013-2017) linked most large pools.
@@ -106,8 +109,8 @@ SCENARIOS: dict[str, Scenario] = {
                   "miners_network_mbps": 100.0},
         hashpower=[0.15, 0.15, 0.14, 0.12, 0.07, 0.07, 0.06, 0.05, 0.04, 0.03, 0.02, 0.01, 0.01],
         published={
-            "propagation_p50_s": Published(
-                4.06, "[bitcoinstats] 2014-11-17", "pre-compact-blocks network: an upper bound for 2019"),
+            "compact_p50_reduction": Published(
+                0.901, "[nagayama]", "cut in the 50th-percentile propagation delay due to compact block relay"),
         },
     ),
     "litecoin": Scenario(
@@ -156,7 +159,7 @@ SCENARIOS: dict[str, Scenario] = {
         # 0.444 tx/s x 150 B x 15 s = 1.0 kB + 0.5 kB header = 1.5 kB ([gervais]: 1.5 kB)
         transactions={"rate_tps": 0.444, "size_mean_bytes": 150.0},
         protocol={"block_relay": "full", "push_peers": 5, "validation_s_per_mgas": 0.05, "gas_per_tx": 50000.0,
-                  "max_uncles": 2, "uncle_depth": 6, "pool_switch_s": 0.25},
+                  "max_uncles": 2, "uncle_depth": 6, "pool_switch_s": 0.25, "relay_side_blocks": True},
         hashpower=[0.25, 0.15, 0.13, 0.11, 0.08, 0.07, 0.05, 0.04, 0.04, 0.03, 0.02, 0.02, 0.01],
         published={
             "orphan_rate": Published(0.068, "[gervais] Table 1", "stale block rate r_s"),

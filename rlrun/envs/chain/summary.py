@@ -102,7 +102,7 @@ def run_summary(sim: PowChain, *, depth: int = 6, warmup_s: float = 0.0) -> dict
     }
     uncles = np.array([len(sim.uncles[b]) for b in main], dtype=float)
     out["uncle_rate"] = float(uncles.mean()) if len(main) else math.nan
-    out["uncle_rate_ci95"] = mean_ci(uncles)
+    out["uncle_rate_ci95"] = [max(0.0, c) for c in mean_ci(uncles)]  # counts: never below 0
 
     shares = np.asarray(sim.shares)
     delays = np.array([sim.t_miner[b] for b in main], dtype=float).reshape(len(main), len(shares))
