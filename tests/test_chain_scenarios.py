@@ -236,3 +236,18 @@ def test_relaying_side_blocks_lets_miners_reference_them_as_uncles():
         s = run_summary(sim)
         rates[relay_all] = s["uncle_rate"] / (s["stale_blocks"] / s["main_chain_blocks"])
     assert rates[True] > 0.9 and rates[True] > rates[False] + 0.1, rates
+
+
+def test_simulate_replays_a_trained_policy(tmp_path):
+    train = _cli(["train", "env=blockchain", "agent=ddpg", "env.network.nodes=20", "env.network.outbound=4",
+                  "env.episode_steps=10", "total_steps=40", "learning_starts=20", "eval_every=0", "eval_episodes=1",
+                  "checkpoint_every=0", "plots=false", "progress=false", "baseline=null"], tmp_path)
+    assert train.returncode == 0, train.stderr
+    run_dir = next((tmp_path / "outputs" / "train" / "blockchain-ddpg").iterdir())
+    proc = _cli(["simulate", f"run={run_dir}", "blocks=30", "seed=2", "progress=false"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((run_dir / "simulate" / "simulate.json").read_text())
+    assert result["blocks"] >= 30 and result["nodes"] == 20
+    assert result["policy"]["checkpoint"].endswith("best.pt") and result["policy"]["env_steps"] >= 1
+    lo, hi = result["latency_s_ci95"]
+    assert lo <= result["latency_s"] <= hi

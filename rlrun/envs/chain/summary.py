@@ -67,15 +67,19 @@ def median_ci(x: np.ndarray) -> list[float]:
 
 
 def batch_means_ci(values: np.ndarray, weights: np.ndarray, batches: int = 20) -> list[float]:
-    """Interval of a weighted mean from consecutive batches (blocks are serially correlated through the
-    mempool, so per-transaction samples are not independent)."""
-    if len(values) < 2 * batches:
+    """Interval of the weighted mean of `values` from the spread of consecutive batch means (blocks are
+    serially correlated through the mempool, so per-transaction samples are not independent)."""
+    if len(values) < 2 * batches or weights.sum() <= 0:
         return [math.nan, math.nan]
     means = []
     for v, w in zip(np.array_split(values, batches), np.array_split(weights, batches), strict=True):
         if w.sum() > 0:
             means.append(float((v * w).sum() / w.sum()))
-    return mean_ci(np.array(means))
+    if len(means) < 2:
+        return [math.nan, math.nan]
+    center = float((values * weights).sum() / weights.sum())
+    half = Z95 * float(np.std(means, ddof=1)) / math.sqrt(len(means))
+    return [center - half, center + half]
 
 
 def run_summary(sim: PowChain, *, depth: int = 6, warmup_s: float = 0.0) -> dict[str, Any]:
