@@ -69,7 +69,8 @@ def median_ci(x: np.ndarray) -> list[float]:
 def batch_means_ci(values: np.ndarray, weights: np.ndarray, batches: int = 20) -> list[float]:
     """Interval of the weighted mean of `values` from the spread of consecutive batch means (blocks are
     serially correlated through the mempool, so per-transaction samples are not independent)."""
-    if len(values) < 2 * batches or weights.sum() <= 0:
+    batches = min(batches, len(values) // 5)  # at least 5 blocks per batch
+    if batches < 2 or weights.sum() <= 0:
         return [math.nan, math.nan]
     means = []
     for v, w in zip(np.array_split(values, batches), np.array_split(weights, batches), strict=True):
