@@ -294,13 +294,13 @@ def test_stale_rate_formula_on_a_long_run():
 class _EveryInvChain(PowChain):
     """Reference core: schedules every inv the protocol sends, including those that will be no-ops."""
 
-    def _announce(self, node: int, b: int, exclude: int) -> None:
+    def _announce(self, node: int, b: int) -> None:
         targets = self.plan.targets[node]
         if self.plan.fanout and len(targets) > self.plan.fanout:
             targets = self._pyrng.sample(targets, self.plan.fanout)
         st, wb = self.state[b], self.work[b]
         for p, d in targets:
-            if p != exclude and not st[p] and self.work[self.tip[p]] < wb:
+            if not st[p] and self.work[self.tip[p]] < wb:
                 self._schedule(Msg(self._cb_inv, (b, node, p)), NORMAL, d)
 
 

@@ -140,6 +140,7 @@ class PowChain:
         self._compact = proto.block_relay == "compact"
         # relay_side_blocks: a block whose work equals the receiver's tip is still worth sending (uncles)
         self._relay_all = proto.relay_side_blocks
+        self._plain = not (self._compact or proto.push_peers or proto.gas_per_tx * proto.validation_s_per_mgas)
         self._val_per_tx = proto.gas_per_tx * proto.validation_s_per_mgas / 1e6
         self.tx_spread_s = float(self.tx_delay.mean()) if self.tx_delay.size else 0.0
         self._tx_times: dict[int, tuple[list[float], list[float]]] = {}
@@ -270,7 +271,7 @@ class PowChain:
             if self.n > 1:
                 self._schedule(Msg(self._cb_deliver_all, b), NORMAL, self._fixed)
         else:
-            self._announce(m, b, -1)
+            self._announce(m, b)
             if self._push:
                 self._push_block(m, b, -1, now)
             if self._miner_lat:
@@ -327,26 +328,37 @@ class PowChain:
         if k == self.n:
             self.inv_due[b] = None
 
-    def _announce(self, node: int, b: int, exclude: int) -> None:
-        targets = self.plan.targets[node]
-        fanout = self.plan.fanout
-        if fanout and len(targets) > fanout:
-            targets = self._pyrng.sample(targets, fanout)
+    def _announce(self, node: int, b: int) -> None:
+        """Send inv for b to the node's relay targets that lack it (the peer it came from has it: st set)."""
+        plan = self.plan
         st = self.state[b]
         due = self.inv_due[b]
         wb = self.work[b] if not self._relay_all else math.nextafter(self.work[b], _INF)
         work, tip, schedule, cbs = self.work, self.tip, self._schedule, self._cb_inv
         now = self.env.now
         suppressed = 0
-        for p, d in targets:
-            if p == exclude or st[p] or work[tip[p]] >= wb:
-                continue
-            t = now + d
-            if t >= due[p]:
-                suppressed += 1  # an earlier inv is on its way: this one would be a no-op (module docstring)
-                continue
-            due[p] = t
-            schedule(Msg(cbs, (b, node, p)), NORMAL, d)
+        if plan.fanout and len(plan.targets[node]) > plan.fanout:
+            for p, d in self._pyrng.sample(plan.targets[node], plan.fanout):
+                if st[p] or work[tip[p]] >= wb:
+                    continue
+                t = now + d
+                if t >= due[p]:
+                    suppressed += 1
+                    continue
+                due[p] = t
+                schedule(Msg(cbs, (b, node, p)), NORMAL, d)
+        else:
+            lats = plan.lats[node]
+            for i, p in enumerate(plan.ids[node]):
+                if st[p] or work[tip[p]] >= wb:
+                    continue
+                d = lats[i]
+                t = now + d
+                if t >= due[p]:
+                    suppressed += 1  # an earlier inv is on its way: it would be a no-op (module docstring)
+                    continue
+                due[p] = t
+                schedule(Msg(cbs, (b, node, p)), NORMAL, d)
         self.invs_suppressed += suppressed
 
     def _on_inv(self, ev: Msg) -> None:
@@ -371,6 +383,17 @@ class PowChain:
         now = self.env.now
         size = self.size
         nbytes = size[blist[0]] if len(blist) == 1 else sum(size[x] for x in blist)
+        if self._plain:  # Transport.send + Network.validation_delay inlined (the hottest path), same arithmetic
+            tp, net = self.transport, self.net
+            start = tp.busy_until[up]
+            if start < now:
+                start = now
+            done = start + nbytes * 8.0 / min(net.up_bps[up], net.down_bps[down])
+            tp.busy_until[up] = done
+            tp.bytes_up += nbytes
+            delay = done - now + net.lat[up][down] + (net._val_base + nbytes * net._sec_per_byte_val)
+            self._schedule(Msg(self._cb_block, ev._value), NORMAL, delay)
+            return
         if self._compact:
             delay = self._send_compact(now, up, down, blist)
         else:
@@ -464,15 +487,15 @@ class PowChain:
         while state[p][dst] != HAVE:  # the relay network carried the ancestors too
             blist.append(p)
             p = parent[p]
-        self._deliver(blist, src, dst, self.env.now)
+        ev._value = (blist, src, dst)
+        self.events -= 1  # one delivery, counted once by _on_block
+        self._on_block(ev)
 
     def _on_block(self, ev: Msg) -> None:
+        """dst has validated the blocks of blist (newest first): record them, switch tip, announce."""
         self.events += 1
         blist, src, dst = ev._value
-        self._deliver(blist, src, dst, self.env.now)
-
-    def _deliver(self, blist: list[int], src: int, dst: int, now: float) -> None:
-        """dst has validated the blocks of blist (newest first): record them, switch tip, announce."""
+        now = self.env.now
         state, n_have, thr50, thr90 = self.state, self.n_have, self._thr50, self._thr90
         for x in reversed(blist):
             st = state[x]
@@ -494,9 +517,9 @@ class PowChain:
             self.tip[dst] = b
             if self._switch and j is not None:
                 self._pool_work[j].append((now + self._switch, b))
-            self._announce(dst, b, src)
+            self._announce(dst, b)
         elif self._relay_all:
-            self._announce(dst, b, src)  # relayed although it is not (or no longer) this node's tip
+            self._announce(dst, b)  # relayed although it is not (or no longer) this node's tip
 
     def _on_deliver_all(self, ev: Msg) -> None:
         """Fixed-delay mode: block b reaches every node at once."""

@@ -18,7 +18,7 @@ out too (empty mempools at the start make them unrepresentative).
                      had the block (distribution-free interval for the median)
   throughput_tps     transactions in main-chain blocks per second of the blocks' time span
   latency_s          mean seconds from a transaction's creation to its main-chain block (batch-means interval
-                     over 20 consecutive groups of blocks)
+                     over up to 20 consecutive groups of at least 5 blocks)
   block_fill         mean main-chain block size / block size limit; block_kb the mean size in kB
 """
 
