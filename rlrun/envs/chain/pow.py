@@ -31,9 +31,10 @@ Performance. Every event goes through SimPy's `Environment` (its clock, queue an
 own callback list and attribute dict. An `inv` that would arrive at a node no earlier than an `inv` for the
 same block already on its way there is not scheduled at all: when the earlier one arrives the node either
 requests the block (so the later one finds it REQUESTED) or finds its tip at least as heavy (tips only gain
-work), so the later one is a no-op either way. The simulation is therefore identical, event for event that
-matters, to one that delivers every inv (tests/test_chain_sim.py checks a fixed fingerprint). Blocks are
-indexes into parallel Python lists; per-block per-node state is one bytearray per block.
+work), so the later one is a no-op either way. The simulation is therefore identical to one that delivers
+every inv (tests/test_chain_sim.py compares the two). Blocks are indexes into parallel Python lists;
+per-block per-node state is one bytearray per block; the announce loop reads each node's relay targets from
+flat arrays (`RelayPlan.ids`/`lats`); the plain getdata path inlines `Transport.send`.
 """
 
 from __future__ import annotations
