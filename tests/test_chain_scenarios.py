@@ -251,3 +251,16 @@ def test_simulate_replays_a_trained_policy(tmp_path):
     assert result["policy"]["checkpoint"].endswith("best.pt") and result["policy"]["env_steps"] >= 1
     lo, hi = result["latency_s_ci95"]
     assert lo <= result["latency_s"] <= hi
+
+
+def test_pool_outbound_connects_pools_to_more_peers():
+    plain, pools = make(seed=7), make({"pool_outbound": 30}, seed=7)
+    deg_plain, deg_pools = plain.net.degree(), pools.net.degree()
+    miners = pools.miners
+    assert miners == plain.miners
+    assert all(deg_pools[m] >= deg_plain[m] + 30 for m in miners)
+    others = [i for i in range(pools.n) if i not in set(miners)]
+    # the others gain only the links pools opened to them: 30 per pool, the share that lands on non-pools
+    extra = deg_pools[others].sum() - deg_plain[others].sum()
+    assert extra == pytest.approx(30 * len(miners) * len(others) / (pools.n - 1), rel=0.1)
+    assert all(pools.net.peer_lat[i] == sorted(pools.net.peer_lat[i]) for i in range(pools.n))
