@@ -54,6 +54,22 @@ def test_each_scenario_composes_and_runs(name):
     assert all(p.source for p in sc.published.values())
 
 
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_each_scenario_composes_through_hydra(name):
+    """`env=blockchain env.scenario=NAME` composes, and the yaml's null keys leave the scenario's values."""
+    from omegaconf import OmegaConf
+
+    from rlrun.simulate import compose_env_config
+
+    cfg = compose_env_config([f"env.scenario={name}"])
+    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
+    env = BlockchainEnv(**{k: v for k, v in env_cfg.items() if not k.startswith("_")})
+    sc = SCENARIOS[name]
+    assert env.net_spec.nodes == sc.network["nodes"] and env.tx_spec.rate_tps == sc.transactions["rate_tps"]
+    assert env.protocol.block_relay == sc.protocol["block_relay"]
+    assert env.hashpower == sc.hashpower
+
+
 def test_scenario_demand_fills_blocks_as_published():
     """header + rate x mean size x interval is the published mean block size (within 5 %) wherever published."""
     for name, sc in SCENARIOS.items():
