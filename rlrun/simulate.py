@@ -4,11 +4,14 @@ simulator report).
 
     rlrun simulate env=blockchain [env.scenario=NAME] [env.<key>=value ...] blocks=N seed=S [out=DIR]
     rlrun simulate run=<trained run dir> blocks=N seed=S [out=DIR]     (replay the run's policy instead)
+    rlrun simulate env=<relay|consensus|inverter|...> episodes=N seed=S [out=DIR]   (static policy, per episode)
 
 The static setting is the scenario's block size and interval with flood relay (Bitcoin-like 1 MB / 600 s
 without a scenario). With run=<dir> the run's own env config and best checkpoint are used: the policy acts
 once per env step, as in training, for as many steps as it takes to settle N blocks. The statistics and their
-intervals are defined in `rlrun.envs.chain.summary`.
+intervals are defined in `rlrun.envs.chain.summary`. Other envs run their static policy (the env's
+`default_action()`, else the centre action) for N episodes and report their own info metrics
+(`rlrun.static_episodes`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from rlrun.errors import ConfigError
 
 DEPTH = 6  # heights below the tip at which a block counts as settled
 WINDOW_BLOCKS = 10  # simulated block intervals per window (mempool upkeep and transaction generation)
-_OWN_KEYS = {"env": "blockchain", "blocks": "N (settled blocks to simulate)", "seed": "S",
+_OWN_KEYS = {"env": "blockchain or another env", "blocks": "N (settled blocks to simulate, env=blockchain)",
+             "episodes": "N (episodes, other envs)", "seed": "S",
              "out": "output directory", "run": "trained run directory (replay its policy)",
              "progress": "true|false"}
 
@@ -37,6 +41,7 @@ def usage() -> str:
     lines = [
         "usage: rlrun simulate env=blockchain [env.scenario=NAME] [env.<key>=value ...] blocks=N seed=S [out=DIR]",
         "       rlrun simulate run=<run dir> blocks=N seed=S [out=DIR]   (replay a trained policy)",
+        "       rlrun simulate env=<other env> episodes=N seed=S [out=DIR]  (its static policy, its own metrics)",
         "",
         "Simulates N settled blocks at the env's static setting (the scenario's block size and interval, flood",
         "relay) and writes simulate.json: blocks, orphan_rate, fork_rate, uncle_rate, propagation_p50_s,",
@@ -64,23 +69,29 @@ def parse_args(args: list[str]) -> tuple[dict[str, str], list[str]]:
             own[key] = value
         else:
             raise ConfigError(f"{key} is not a simulate setting; allowed: {', '.join(_OWN_KEYS)}, env.<key>")
-    if own.get("env", "blockchain") != "blockchain":
-        raise ConfigError(f"env={own['env']!r}: rlrun simulate runs the blockchain simulator; use env=blockchain")
-    for key in ("blocks", "seed"):
+    chain = own.get("env", "blockchain") == "blockchain"
+    if chain and "episodes" in own:
+        raise ConfigError("episodes applies to envs other than blockchain; for env=blockchain use blocks=N")
+    if not chain and "blocks" in own:
+        raise ConfigError(f"blocks applies to env=blockchain; for env={own['env']} use episodes=N")
+    if not chain and "run" in own:
+        raise ConfigError("run=<dir> replays env=blockchain runs only")
+    for key in ("blocks", "episodes", "seed"):
         if key in own:
             try:
                 int(own[key])
             except ValueError:
                 raise ConfigError(f"{key} must be an integer, got {own[key]!r}") from None
-    if int(own.get("blocks", "1000")) < 1:
-        raise ConfigError(f"blocks must be >= 1, got {own['blocks']}")
+    for key in ("blocks", "episodes"):
+        if key in own and int(own[key]) < 1:
+            raise ConfigError(f"{key} must be >= 1, got {own[key]}")
     if own.get("progress", "true") not in ("true", "false"):
         raise ConfigError(f"progress must be true or false, got {own['progress']!r}")
     return own, overrides
 
 
-def compose_env_config(overrides: list[str]) -> Any:
-    """The env=blockchain config with the env.* overrides, composed by Hydra as `rlrun train` would."""
+def compose_env_config(overrides: list[str], env: str = "blockchain") -> Any:
+    """The env=<env> config with the env.* overrides, composed by Hydra as `rlrun train` would."""
     from hydra import compose, initialize_config_dir
 
     import rlrun.config  # noqa: F401  (registers the run-settings schema)
@@ -88,13 +99,16 @@ def compose_env_config(overrides: list[str]) -> Any:
     conf_dir = Path(__file__).parent / "conf"
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            return compose(config_name="config", overrides=["env=blockchain", *overrides])
+            return compose(config_name="config", overrides=[f"env={env}", *overrides])
     except Exception as e:  # Hydra's and OmegaConf's errors share no base class
         msg = f"{e}\n{e.__cause__ or ''}"
+        if f"Could not find 'env/{env}'" in msg:
+            options = sorted(p.stem for p in (conf_dir / "env").glob("*.yaml"))
+            raise ConfigError(f"env={env} is not a known option; available: {', '.join(options)}") from None
         if "Could not override '" in msg:
             key = msg.split("Could not override '")[1].split("'")[0]
             with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-                base = compose(config_name="config", overrides=["env=blockchain"])
+                base = compose(config_name="config", overrides=[f"env={env}"])
             node = base
             for part in key.split(".")[:-1]:
                 node = node.get(part) if hasattr(node, "get") else None
@@ -209,6 +223,8 @@ def simulate_command(args: list[str]) -> int:
         print(usage())
         return 0
     own, overrides = parse_args(args)
+    if own.get("env", "blockchain") != "blockchain":
+        return _simulate_episodes(own, overrides)
     blocks = int(own.get("blocks", "1000"))
     seed = int(own.get("seed", "0"))
     progress = own.get("progress", "true") == "true"
@@ -241,5 +257,27 @@ def simulate_command(args: list[str]) -> int:
                       ("uncle_rate", ".4f"), ("propagation_p50_s", ".2f"), ("propagation_p90_s", ".2f"),
                       ("throughput_tps", ".2f"), ("latency_s", ".1f"), ("block_fill", ".3f")):
         print(_line(name, result, fmt))
+    print(f"wrote {path}")
+    return 0
+
+
+def _simulate_episodes(own: dict[str, str], overrides: list[str]) -> int:
+    """Envs other than blockchain: their static policy for N episodes (rlrun.static_episodes)."""
+    from rlrun.static_episodes import static_episodes
+
+    name, episodes, seed = own["env"], int(own.get("episodes", "10")), int(own.get("seed", "0"))
+    cfg = compose_env_config(overrides, env=name)
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    out_dir = Path(own["out"]) if "out" in own else Path("outputs") / "simulate" / name / stamp
+    result = {"env": name, "seed": seed, **static_episodes(cfg, episodes, seed, log_dir=out_dir / "env_logs")}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "simulate.json"
+    path.write_text(json.dumps(result, indent=2, default=float))
+    ci = result["return_ci95"]
+    print(f"env={name}, {result['policy']} policy, {episodes} episodes from seed {seed}: return "
+          f"{result['return_mean']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]")
+    for key, m in list(result["metrics"].items())[:12]:
+        lo, hi = m["ci95"]
+        print(f"  {key:<28}{m['mean']:.4g}  [{lo:.4g}, {hi:.4g}]")
     print(f"wrote {path}")
     return 0

@@ -280,3 +280,29 @@ def test_pool_outbound_connects_pools_to_more_peers():
     extra = deg_pools[others].sum() - deg_plain[others].sum()
     assert extra == pytest.approx(30 * len(miners) * len(others) / (pools.n - 1), rel=0.1)
     assert all(pools.net.peer_lat[i] == sorted(pools.net.peer_lat[i]) for i in range(pools.n))
+
+
+def test_simulate_other_envs_runs_their_static_policy(tmp_path):
+    proc = _cli(["simulate", "env=consensus", "episodes=2", "seed=1", f"out={tmp_path / 'c'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "c" / "simulate.json").read_text())
+    assert result["env"] == "consensus" and result["episodes"] == 2 and len(result["returns"]) == 2
+    assert result["policy"].startswith("static")
+    lo, hi = result["return_ci95"]
+    assert lo <= result["return_mean"] <= hi
+    assert all("mean" in m and len(m["ci95"]) == 2 for m in result["metrics"].values())
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["env=nope", "episodes=2"], "env=nope is not a known option; available: blockchain, consensus"),
+        (["env=relay", "blocks=2"], "blocks applies to env=blockchain; for env=relay use episodes=N"),
+        (["env=blockchain", "episodes=2"], "episodes applies to envs other than blockchain"),
+        (["env=relay", "episodes=0"], "episodes must be >= 1, got 0"),
+    ],
+)
+def test_simulate_env_choice_errors(tmp_path, args, expected):
+    proc = _cli(["simulate", *args], tmp_path)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], proc.stderr
