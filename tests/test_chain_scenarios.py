@@ -110,9 +110,9 @@ def test_missing_transactions_are_those_younger_than_the_relay_delay():
 
 
 def test_miners_relay_network_cuts_the_stale_rate():
-    kw = {"nodes": 150, "rate": 200.0}
-    plain = run(make(**kw, seed=3), 2.0, 12.0, 400)
-    relay = run(make({"miners_network": True}, **kw, seed=3), 2.0, 12.0, 400)
+    kw = {"nodes": 100, "rate": 200.0}
+    plain = run(make(**kw, seed=3), 2.0, 12.0, 250)
+    relay = run(make({"miners_network": True}, **kw, seed=3), 2.0, 12.0, 250)
     s_plain, s_relay = run_summary(plain), run_summary(relay)
     assert s_plain["orphan_rate"] > 0.05
     assert s_relay["orphan_rate"] < 0.5 * s_plain["orphan_rate"], (s_relay["orphan_rate"], s_plain["orphan_rate"])
