@@ -21,6 +21,7 @@ from rlrun.envs.chain import (
 )
 from rlrun.envs.chain.mempool import CONFIRMED, EVICTED, PENDING
 from rlrun.envs.chain.metrics import chain_summary
+from rlrun.envs.chain.pow import NORMAL, Msg
 from rlrun.envs.chain.tables import LATENCY_MS, POOL_HASHPOWER, REGIONS
 from rlrun.errors import ConfigError
 
@@ -286,3 +287,42 @@ def test_stale_rate_formula_on_a_long_run():
     s = run_static(make_sim(200, fixed=d, hashpower=[1.0] * 200, seed=14), 1.0, T, blocks=60_000)
     assert abs(s["fork_rate"] - (1 - math.exp(-d / T))) < 3.5 * _se(1 - math.exp(-d / T), s["main_chain"])
     assert abs(s["stale_rate"] - d / (T + d)) < 3.5 * _se(d / (T + d), s["blocks"]) + 0.002
+
+
+# ---- the event core's shortcuts change nothing ------------------------------------------------------------
+
+class _EveryInvChain(PowChain):
+    """Reference core: schedules every inv the protocol sends, including those that will be no-ops."""
+
+    def _announce(self, node: int, b: int) -> None:
+        targets = self.plan.targets[node]
+        if self.plan.fanout and len(targets) > self.plan.fanout:
+            targets = self._pyrng.sample(targets, self.plan.fanout)
+        st, wb = self.state[b], self.work[b]
+        for p, d in targets:
+            if not st[p] and self.work[self.tip[p]] < wb:
+                self._schedule(Msg(self._cb_inv, (b, node, p)), NORMAL, d)
+
+
+@pytest.mark.parametrize("plan", ["flood", "random", "nearest band"])
+def test_suppressed_invs_are_no_ops(plan):
+    """The core skips invs that arrive after an earlier inv for the same block and node; a core that delivers
+    them all must produce the same chain, propagation times and bytes, with more events."""
+    runs = []
+    for cls in (PowChain, _EveryInvChain):
+        rng = np.random.default_rng(21)
+        net = Network(NetworkSpec.from_config({"nodes": 80}), rng)
+        wl = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": 20.0}), 80, rng)
+        sim = cls(net, wl, make_hashpower(80, POOL_HASHPOWER, rng), rng)
+        relay = (strategy_plan(net, plan) if plan != "nearest band"
+                 else slot_plan(net, [True, True] + [False] * 6))
+        sim.configure(0.3e6, 8.0, relay)
+        sim.advance(150 * 8.0, 40.0)
+        runs.append(sim)
+    fast, ref = runs
+    assert fast.n_blocks > 100 and chain_summary(fast)["stale"] > 3
+    for name in ("parent", "t_found", "canon", "size", "n_have", "t50", "t90"):
+        assert getattr(fast, name) == pytest.approx(getattr(ref, name), nan_ok=True, abs=0.0), name
+    assert fast.transport.bytes_up == ref.transport.bytes_up
+    assert fast.invs_suppressed > 0.02 * fast.events  # the shortcut was exercised
+    assert fast.messages == ref.events  # what a deliver-everything core handles

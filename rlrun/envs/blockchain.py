@@ -7,6 +7,11 @@ a fresh simulation; `reset` first runs `warmup_steps` windows at the initial set
 `initial_block_size_mb`, `initial_block_interval_s`) so the first observation describes a running network.
 The topology is redrawn from the episode seed at each reset unless `topology_seed` fixes it.
 
+Scenarios. `scenario=<name>` (rlrun.envs.chain.scenarios: bitcoin_2015, bitcoin_2019, litecoin, dogecoin,
+ethereum_pow) sets network, transactions, protocol, hashpower and the static setting to a real network of one
+era; explicit (non-null) keys still win. `protocol` holds the relay mechanisms (compact blocks, push peers,
+miners' relay network, uncles; rlrun.envs.chain.protocol).
+
 Actions.
   action_mode=continuous (DDPG/TD3/SAC): Box[-1, 1]^(K+2) = [neighbors_mask[0:K], block_size_norm,
     block_interval_norm]. Mask slot k > 0 relays new blocks to each node's k-th latency band of peers (see
@@ -53,10 +58,12 @@ import numpy as np
 from gymnasium import spaces
 
 from rlrun.envs.chain import metrics as chain_metrics
+from rlrun.envs.chain import scenarios as chain_scenarios
 from rlrun.envs.chain.gossip import STRATEGIES, RelayPlan, slot_plan, strategy_plan
 from rlrun.envs.chain.mempool import TxWorkload, TxWorkloadSpec
 from rlrun.envs.chain.network import Network, NetworkSpec
 from rlrun.envs.chain.pow import PowChain, make_hashpower
+from rlrun.envs.chain.protocol import ProtocolSpec
 from rlrun.envs.chain.spec import check_keys, choice, integer, number
 from rlrun.envs.chain.tables import POOL_HASHPOWER
 from rlrun.errors import ConfigError
@@ -130,8 +137,21 @@ class BlockchainEnv(gym.Env):
         transactions: dict | None = None,
         topology_seed: int | None = None,
         reward: dict | None = None,
+        scenario: str | None = None,
+        protocol: dict | None = None,
     ) -> None:
         p = "env"
+        self.scenario = None if scenario is None else str(scenario)
+        static = (BITCOIN_LIKE["block_size_mb"], BITCOIN_LIKE["block_interval_s"])
+        if self.scenario is not None:
+            sc = chain_scenarios.get(self.scenario, f"{p}.scenario")
+            network = chain_scenarios.merged(sc.network, network)
+            transactions = chain_scenarios.merged(sc.transactions, transactions)
+            protocol = chain_scenarios.merged(sc.protocol, protocol)
+            hashpower = sc.hashpower if hashpower is None else hashpower
+            static = (sc.block_size_mb, sc.block_interval_s)
+        #: the static (block size MB, interval s) setting: Bitcoin-like, or the scenario's own
+        self.static_setting = static
         self.action_mode = choice(action_mode, f"{p}.action_mode", ("continuous", "hybrid"))
         self.observation_kind = choice(observation, f"{p}.observation", ("basic", "extended"))
         self.episode_steps = integer(episode_steps, f"{p}.episode_steps", low=1)
@@ -161,6 +181,7 @@ class BlockchainEnv(gym.Env):
         self.hashpower = [number(v, f"{p}.hashpower[{i}]", low=0.0, low_open=True) for i, v in enumerate(hp)]
         self.net_spec = NetworkSpec.from_config(network, f"{p}.network")
         self.tx_spec = TxWorkloadSpec.from_config(transactions, f"{p}.transactions")
+        self.protocol = ProtocolSpec.from_config(protocol, f"{p}.protocol")
         self.topology_seed = None if topology_seed is None else integer(topology_seed, f"{p}.topology_seed")
         self.weights = parse_reward(reward)
 
@@ -210,8 +231,8 @@ class BlockchainEnv(gym.Env):
     def default_action(self) -> Any:
         """Bitcoin-like settings as an action (flood relay, 1 MB, 600 s; clipped into the configured
         ranges): what `agent=static` plays, the default configuration a trained policy must beat."""
-        size = float(np.clip(BITCOIN_LIKE["block_size_mb"], *self.size_range))
-        interval = float(np.clip(BITCOIN_LIKE["block_interval_s"], *self.interval_range))
+        size = float(np.clip(self.static_setting[0], *self.size_range))
+        interval = float(np.clip(self.static_setting[1], *self.interval_range))
         params = np.array([2.0 * self._to_unit(size, *self.size_range) - 1.0,
                            2.0 * self._to_unit(interval, *self.interval_range) - 1.0], dtype=np.float32)
         params = np.clip(params, -1.0, 1.0)
@@ -259,16 +280,22 @@ class BlockchainEnv(gym.Env):
         return size_mb, interval_s, key
 
     # ---- simulation ---------------------------------------------------------------------------------
-    def _build(self, rng: np.random.Generator) -> PowChain:
+    def new_simulation(self, rng: np.random.Generator) -> PowChain:
+        """A fresh simulation of this env's network, workload and protocol (what `reset` runs; `rlrun
+        simulate` drives one directly)."""
         if self.topology_seed is not None:
-            if self._fixed_net is None:
-                self._fixed_net = Network(self.net_spec, np.random.default_rng(self.topology_seed))
-            net = self._fixed_net
+            if self.protocol.pool_outbound:  # pools add links to the topology: never reuse a mutated one
+                net = Network(self.net_spec, np.random.default_rng(self.topology_seed))
+            else:
+                if self._fixed_net is None:
+                    self._fixed_net = Network(self.net_spec, np.random.default_rng(self.topology_seed))
+                net = self._fixed_net
         else:
             net = Network(self.net_spec, rng)
         hp = make_hashpower(net.n, self.hashpower, rng)
         workload = TxWorkload(self.tx_spec, net.n, rng)
-        return PowChain(net, workload, hp, rng, mempool_max_bytes=self.tx_spec.mempool_max_mb * 1e6)
+        return PowChain(net, workload, hp, rng, mempool_max_bytes=self.tx_spec.mempool_max_mb * 1e6,
+                        protocol=self.protocol)
 
     def _window(self, size_mb: float, interval_s: float, key: Any) -> dict[str, float]:
         sim = self.sim
@@ -281,7 +308,7 @@ class BlockchainEnv(gym.Env):
         t0 = sim.now
         marks = chain_metrics.mark(sim, self._last)
         sim.mempool.maintain(t0)
-        events0 = sim.events
+        events0, messages0 = sim.events, sim.messages
         sim.add_transactions(t0, t0 + duration)
         sim.run_until(t0 + duration)
         m = chain_metrics.measure(sim, marks)
@@ -292,6 +319,7 @@ class BlockchainEnv(gym.Env):
         m["latency_to_peers_ms"] = self._plan_latency * 1000.0
         m["sim_time"] = sim.now
         m["events"] = float(sim.events - events0)
+        m["messages"] = float(sim.messages - messages0)
         return m
 
     def _observe(self, m: dict[str, float]) -> np.ndarray:
@@ -329,7 +357,7 @@ class BlockchainEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         rng = np.random.default_rng(int(self.np_random.integers(2**63)))
-        self.sim = self._build(rng)
+        self.sim = self.new_simulation(rng)
         self._plans = {}
         self._t = 0
         self._last = {}

@@ -64,7 +64,7 @@ class TxWorkloadSpec:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None, prefix: str = "env.transactions") -> TxWorkloadSpec:
-        spec = cls(**check_keys(cfg, _TX_KEYS, prefix))
+        spec = cls(**{k: v for k, v in check_keys(cfg, _TX_KEYS, prefix).items() if v is not None})
         spec.rate_tps = number(spec.rate_tps, f"{prefix}.rate_tps", low=0.0)
         spec.pattern = choice(spec.pattern, f"{prefix}.pattern", PATTERNS)
         spec.daily_amplitude = number(spec.daily_amplitude, f"{prefix}.daily_amplitude", low=0.0, high=1.0)
@@ -189,7 +189,7 @@ class Mempool:
             setattr(self, name, arr)
         for name in ("_cum_size", "_cum_t"):
             old = getattr(self, name)
-            arr = np.zeros(new + 1)
+            arr = np.empty(new + 1)  # entries past n are written by `add` before anything reads them
             arr[: self.n + 1] = old[: self.n + 1]
             setattr(self, name, arr)
 
@@ -213,7 +213,7 @@ class Mempool:
         self._cum_size[new] = self._cum_size[self.n] + np.cumsum(size, dtype=np.float64)
         self._cum_t[new] = self._cum_t[self.n] + np.cumsum(t_create, dtype=np.float64)
         self.n += k
-        self.mean_size = float(self.size[: self.n].mean())
+        self.mean_size = float(self._cum_size[self.n]) / self.n  # O(1): a scan here grew with the run
         keys = -fee.astype(np.float32)
         order = np.argsort(keys, kind="stable")
         pos = np.searchsorted(self._keys, keys[order], side="right")

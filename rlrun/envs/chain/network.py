@@ -55,7 +55,7 @@ class NetworkSpec:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None, prefix: str = "env.network") -> NetworkSpec:
-        d = check_keys(cfg, _NETWORK_KEYS, prefix)
+        d = {k: v for k, v in check_keys(cfg, _NETWORK_KEYS, prefix).items() if v is not None}  # null = default
         spec = cls(**d)
         spec.validate(prefix)
         return spec
@@ -127,14 +127,27 @@ class Network:
             self._connect(rng)
         self.peers: list[list[int]] = []
         self.peer_lat: list[list[float]] = []
-        for i in range(n):
-            order = sorted(self.lat[i].items(), key=lambda kv: (kv[1], kv[0]))
-            self.peers.append([p for p, _ in order])
-            self.peer_lat.append([d for _, d in order])
+        self._sort_peers()
         self._sec_per_byte_val = spec.validation_s_per_mb / 1e6
         self._val_base = spec.validation_base_s
 
     # ---- construction -------------------------------------------------------------------------------
+    def _sort_peers(self) -> None:
+        self.peers, self.peer_lat = [], []
+        for i in range(self.n):
+            order = sorted(self.lat[i].items(), key=lambda kv: (kv[1], kv[0]))
+            self.peers.append([p for p, _ in order])
+            self.peer_lat.append([d for _, d in order])
+
+    def connect_extra(self, nodes: list[int], k: int, rng: np.random.Generator) -> None:
+        """Each of `nodes` opens k more connections to random nodes it is not linked to yet (well-connected
+        mining pools). Mutates the topology: call it before any simulation uses this network."""
+        for i in nodes:
+            free = [int(j) for j in rng.permutation(self.n) if j != i and j not in self.lat[i]]
+            for j in free[:k]:
+                self._link(i, j, rng)
+        self._sort_peers()
+
     def _draw_latency(self, i: int, j: int, rng: np.random.Generator) -> float:
         mean_ms = self.spec.latency_ms[self.region[i]][self.region[j]]
         shape = self.spec.latency_pareto_shape
@@ -238,3 +251,11 @@ class Transport:
         self.busy_until[src] = done
         self.bytes_up += nbytes
         return done - now + net.lat[src][dst]
+
+    def send_beside(self, src: int, dst: int, nbytes: float) -> float:
+        """Delay of a small follow-up transfer (compact blocks' missing transactions) that does not wait in
+        src's upload queue: bytes / min(upload, download) + latency. Queueing it behind a reservation made
+        for a request still in flight would leave the link idle meanwhile and delay everything after it."""
+        net = self.net
+        self.bytes_up += nbytes
+        return nbytes * 8.0 / min(net.up_bps[src], net.down_bps[dst]) + net.lat[src][dst]

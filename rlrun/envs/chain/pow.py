@@ -17,11 +17,24 @@ An `inv` is not sent to a peer that already has, or has already requested, the b
 has at least as much work: such an inv would be ignored on arrival, so skipping it changes nothing but the
 event count.
 
+Relay mechanisms (`env.protocol`, `rlrun.envs.chain.protocol`): compact blocks replace step 3's payload by
+a compact block plus one more round trip for the transactions the receiver lacks; push peers receive a block
+before the sender validates it (BIP 152 high-bandwidth mode, Ethereum's block push), which takes an extra
+"arrived" event per delivery; a miners' relay network delivers each new block to every other pool directly.
+Ethereum's uncles are picked when a block is mined (`rlrun.envs.chain.uncles`).
+
 With `network.fixed_delay_s = d` the protocol is replaced by "every node receives every block exactly d after
 it is found", the model behind the stale-rate formula (tests/test_chain_sim.py).
 
-Performance: every event is a bare SimPy Timeout with one callback and a tuple payload; blocks are indexes
-into parallel Python lists; per-block per-node state is one bytearray per block.
+Performance. Every event goes through SimPy's `Environment` (its clock, queue and `run(until=...)`), but as a
+`Msg`: a two-slot object carrying a shared callback tuple and a payload, instead of a `Timeout` with its
+own callback list and attribute dict. An `inv` that would arrive at a node no earlier than an `inv` for the
+same block already on its way there is not scheduled at all: when the earlier one arrives the node either
+requests the block (so the later one finds it REQUESTED) or finds its tip at least as heavy (tips only gain
+work), so the later one is a no-op either way. The simulation is therefore identical to one that delivers
+every inv (tests/test_chain_sim.py compares the two). Blocks are indexes into parallel Python lists;
+per-block per-node state is one bytearray per block; the announce loop reads each node's relay targets from
+flat arrays (`RelayPlan.ids`/`lats`); the plain getdata path inlines `Transport.send`.
 """
 
 from __future__ import annotations
@@ -32,15 +45,31 @@ import random
 
 import numpy as np
 import simpy
-from simpy.events import Timeout
+from simpy.events import NORMAL
 
 from rlrun.envs.chain.gossip import RelayPlan, strategy_plan
 from rlrun.envs.chain.mempool import Mempool, TxWorkload
 from rlrun.envs.chain.network import Network, Transport
+from rlrun.envs.chain.protocol import ProtocolSpec
+from rlrun.envs.chain.uncles import pick_uncles
 
 HEADER_BYTES = 500  # block header + coinbase transaction
 
-UNKNOWN, REQUESTED, HAVE = 0, 1, 2
+UNKNOWN, REQUESTED, HAVE, ARRIVED = 0, 1, 2, 3  # ARRIVED: received, being validated (push mode only)
+_INF = math.inf
+
+
+class Msg:
+    """The least a SimPy `Environment` needs to process an event: `callbacks` (iterated once, then set to
+    None), `_value` and `_ok`. One per message in flight; the callback tuples are shared, so scheduling a
+    message allocates this object and the queue entry, nothing else."""
+
+    __slots__ = ("callbacks", "_value")
+    _ok = True
+
+    def __init__(self, callbacks: tuple, value: object) -> None:
+        self.callbacks = callbacks
+        self._value = value
 
 
 class PowChain:
@@ -48,7 +77,11 @@ class PowChain:
     `run_until`; read results from the public lists or with `rlrun.envs.chain.metrics`."""
 
     def __init__(self, net: Network, workload: TxWorkload, hashpower: np.ndarray, rng: np.random.Generator,
-                 *, mempool_max_bytes: float = 300e6) -> None:
+                 *, mempool_max_bytes: float = 300e6, protocol: ProtocolSpec | None = None) -> None:
+        self.proto = proto = protocol or ProtocolSpec()
+        hp = np.asarray(hashpower, dtype=float)
+        if proto.pool_outbound and net.fixed_delay_s is None:
+            net.connect_extra([int(i) for i in np.flatnonzero(hp > 0)], proto.pool_outbound, rng)
         self.net = net
         self.n = n = net.n
         self.rng = rng
@@ -66,20 +99,30 @@ class PowChain:
         self.size: list[int] = [HEADER_BYTES]
         self.miner: list[int] = [-1]
         self.txs: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
+        self.gas: list[float] = [0.0]
+        self.limit: list[int] = [0]  # block size limit in force when each block was found
+        self.uncles: list[list[int]] = [[]]  # uncles each block references (Ethereum; empty otherwise)
+        self._by_height: dict[int, list[int]] = {0: [0]}
         self.state: list[bytearray] = [bytearray([HAVE]) * n]
         self.n_have: list[int] = [n]
         self.t50: list[float] = [0.0]  # time from finding to 50% / 90% of nodes having it (nan until reached)
         self.t90: list[float] = [0.0]
+        # per block, per node: earliest arrival time of an inv for it already in flight to that node (None
+        # once every node has the block)
+        self.inv_due: list[list[float] | None] = [None]
         self._thr50 = max(1, math.ceil(0.5 * n))
         self._thr90 = max(1, math.ceil(0.9 * n))
         self.tip: list[int] = [0] * n
         self.canon: list[int] = [0]  # canonical (most-work) chain by height; ties keep the earlier block
         # miners
-        hp = np.asarray(hashpower, dtype=float)
         self.miners = [int(i) for i in np.flatnonzero(hp > 0)]
         shares = hp[self.miners] / hp[self.miners].sum()
         self._cum = list(np.cumsum(shares))
         self._cum[-1] = 1.0
+        self.shares: list[float] = [float(x) for x in shares]
+        self._miner_idx = {m: j for j, m in enumerate(self.miners)}
+        #: per block, seconds from finding until each miner (in `miners` order) has validated it (nan: not yet)
+        self.t_miner: list[list[float]] = [[0.0] * len(self.miners)]
         self.tx_delay = net.shortest_delays(self.miners, net.spec.tx_relay_delay_s)
         # parameters in force
         self.max_block_bytes = 1_000_000
@@ -88,8 +131,38 @@ class PowChain:
         self._mine_gen = 0
         self._mine_pending = False
         self.events = 0  # SimPy events handled
+        self.invs_suppressed = 0  # invs not scheduled because an earlier one was on its way (no-ops)
         self.reorgs = 0  # canonical-chain switches that detached at least one block
         self._fixed = net.fixed_delay_s
+        # pools' hashers switch to a new tip pool_switch_s after the pool node has it: (from time, tip) per pool
+        self._switch = proto.pool_switch_s
+        self._pool_work: list[list[tuple[float, int]]] = [[(0.0, 0)] for _ in self.miners]
+        # relay mechanisms
+        self._compact = proto.block_relay == "compact"
+        # relay_side_blocks: a block whose work equals the receiver's tip is still worth sending (uncles)
+        self._relay_all = proto.relay_side_blocks
+        self._plain = not (self._compact or proto.push_peers or proto.gas_per_tx * proto.validation_s_per_mgas)
+        self._val_per_tx = proto.gas_per_tx * proto.validation_s_per_mgas / 1e6
+        self.tx_spread_s = float(self.tx_delay.mean()) if self.tx_delay.size else 0.0
+        self._tx_times: dict[int, tuple[list[float], list[float]]] = {}
+        self._push: list[list[int]] = []
+        if proto.push_peers and self._fixed is None:
+            prng = np.random.default_rng(int(rng.integers(2**63)))
+            self._push = [[net.peers[i][j] for j in prng.permutation(len(net.peers[i]))[: proto.push_peers]]
+                          for i in range(n)]
+        self._miner_lat: list[list[float]] = []
+        if proto.miners_network and self._fixed is None:
+            lat = net.spec.latency_ms
+            self._miner_lat = [[lat[net.region[a]][net.region[c]] / 1000.0 for c in self.miners]
+                               for a in self.miners]
+        self._schedule = self.env.schedule
+        self._cb_mine = (self._on_mine,)
+        self._cb_inv = (self._on_inv,)
+        self._cb_getdata = (self._on_getdata,)
+        self._cb_block = (self._on_block,)
+        self._cb_arrive = (self._on_arrive,)
+        self._cb_relaynet = (self._on_relaynet,)
+        self._cb_deliver_all = (self._on_deliver_all,)
 
     # ---- control ------------------------------------------------------------------------------------
     def configure(self, block_bytes: float, interval_s: float, plan: RelayPlan | None = None) -> None:
@@ -135,28 +208,42 @@ class PowChain:
         return h < len(self.canon) and self.canon[h] == b
 
     @property
+    def messages(self) -> int:
+        """Protocol messages the run simulated (blocks found, invs sent, getdata, block transfers), counting
+        the no-op invs that were never scheduled: the event count of a core that delivers every message,
+        which is what the speed bench compares with bare SimPy."""
+        return self.events + self.invs_suppressed
+
+    @property
     def n_blocks(self) -> int:
         """Blocks found, excluding genesis."""
         return len(self.parent) - 1
 
     # ---- mining -------------------------------------------------------------------------------------
     def _schedule_mine(self) -> None:
-        ev = Timeout(self.env, float(self.rng.exponential(self.interval)), self._mine_gen)
-        ev.callbacks.append(self._on_mine)
+        self._schedule(Msg(self._cb_mine, self._mine_gen), NORMAL, float(self.rng.exponential(self.interval)))
         self._mine_pending = True
 
-    def _on_mine(self, ev: simpy.Event) -> None:
+    def _on_mine(self, ev: Msg) -> None:
         self.events += 1
         if ev._value != self._mine_gen:
             return  # superseded by a new interval
         now = self.env.now
         k = bisect.bisect_right(self._cum, self.rng.random())
         m = self.miners[min(k, len(self.miners) - 1)]
-        parent = self.tip[m]
+        parent = self.tip[m] if not self._switch else self._working_tip(m, now)
         exclude, extra = self._chain_diff(parent)
         txs = self.mempool.select(self.tx_delay[min(k, len(self.miners) - 1)], now,
                                   self.max_block_bytes - HEADER_BYTES, exclude, extra)
         b = len(self.parent)
+        if self.proto.max_uncles:
+            state = self.state
+            self.uncles.append(pick_uncles(parent, self.parent, self.height, self.uncles, self._by_height,
+                                           lambda u: state[u][m] == HAVE, depth=self.proto.uncle_depth,
+                                           max_uncles=self.proto.max_uncles))
+        else:
+            self.uncles.append([])
+        self._by_height.setdefault(self.height[parent] + 1, []).append(b)
         self.parent.append(parent)
         self.height.append(self.height[parent] + 1)
         self.work.append(self.work[parent] + self.interval)
@@ -164,21 +251,40 @@ class PowChain:
         self.size.append(HEADER_BYTES + int(self.mempool.size[txs].sum()))
         self.miner.append(m)
         self.txs.append(txs)
+        self.gas.append(len(txs) * self.proto.gas_per_tx)
+        self.limit.append(self.max_block_bytes)
         st = bytearray(self.n)
         st[m] = HAVE
         self.state.append(st)
         self.n_have.append(1)
+        tm = [math.nan] * len(self.miners)
+        tm[self._miner_idx[m]] = 0.0
+        self.t_miner.append(tm)
         self.t50.append(0.0 if self._thr50 == 1 else math.nan)
         self.t90.append(0.0 if self._thr90 == 1 else math.nan)
+        self.inv_due.append([_INF] * self.n if self.n > 1 else None)
         self.tip[m] = b
+        if self._switch:
+            self._pool_work[self._miner_idx[m]].append((now + self._switch, b))
         if self.work[b] > self.work[self.canon[-1]]:
             self._reorg(b)
         if self._fixed is not None:
             if self.n > 1:
-                Timeout(self.env, self._fixed, b).callbacks.append(self._on_deliver_all)
+                self._schedule(Msg(self._cb_deliver_all, b), NORMAL, self._fixed)
         else:
-            self._announce(m, b, -1)
+            self._announce(m, b)
+            if self._push:
+                self._push_block(m, b, -1, now)
+            if self._miner_lat:
+                self._relay_to_miners(k if k < len(self.miners) else len(self.miners) - 1, b, now)
         self._schedule_mine()
+
+    def _working_tip(self, m: int, now: float) -> int:
+        """The tip miner m's hashers work on at `now`: the newest one its pool node had pool_switch_s ago."""
+        work = self._pool_work[self._miner_idx[m]]
+        while len(work) > 1 and work[1][0] <= now:
+            del work[0]
+        return work[0][1]
 
     def _chain_diff(self, tip: int) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(txs in tip's chain but not canonical, txs canonical but not in tip's chain)."""
@@ -220,59 +326,203 @@ class PowChain:
             self.t50[b] = now - self.t_found[b]
         if k == self._thr90:
             self.t90[b] = now - self.t_found[b]
+        if k == self.n:
+            self.inv_due[b] = None
 
-    def _announce(self, node: int, b: int, exclude: int) -> None:
-        targets = self.plan.targets[node]
-        fanout = self.plan.fanout
-        if fanout and len(targets) > fanout:
-            targets = self._pyrng.sample(targets, fanout)
+    def _announce(self, node: int, b: int) -> None:
+        """Send inv for b to the node's relay targets that lack it (the peer it came from has it: st set)."""
+        plan = self.plan
         st = self.state[b]
-        wb = self.work[b]
-        work, tip, env, cb = self.work, self.tip, self.env, self._on_inv
-        for p, d in targets:
-            if p == exclude or st[p] or work[tip[p]] >= wb:
-                continue
-            Timeout(env, d, (b, node, p)).callbacks.append(cb)
+        due = self.inv_due[b]
+        wb = self.work[b] if not self._relay_all else math.nextafter(self.work[b], _INF)
+        work, tip, schedule, cbs = self.work, self.tip, self._schedule, self._cb_inv
+        now = self.env.now
+        suppressed = 0
+        if plan.fanout and len(plan.targets[node]) > plan.fanout:
+            for p, d in self._pyrng.sample(plan.targets[node], plan.fanout):
+                if st[p] or work[tip[p]] >= wb:
+                    continue
+                t = now + d
+                if t >= due[p]:
+                    suppressed += 1
+                    continue
+                due[p] = t
+                schedule(Msg(cbs, (b, node, p)), NORMAL, d)
+        else:
+            lats = plan.lats[node]
+            for i, p in enumerate(plan.ids[node]):
+                if st[p] or work[tip[p]] >= wb:
+                    continue
+                d = lats[i]
+                t = now + d
+                if t >= due[p]:
+                    suppressed += 1  # an earlier inv is on its way: it would be a no-op (module docstring)
+                    continue
+                due[p] = t
+                schedule(Msg(cbs, (b, node, p)), NORMAL, d)
+        self.invs_suppressed += suppressed
 
-    def _on_inv(self, ev: simpy.Event) -> None:
+    def _on_inv(self, ev: Msg) -> None:
         self.events += 1
         b, src, dst = ev._value
         st = self.state[b]
-        if st[dst] or self.work[self.tip[dst]] >= self.work[b]:
+        wb = self.work[b] if not self._relay_all else math.nextafter(self.work[b], _INF)
+        if st[dst] or self.work[self.tip[dst]] >= wb:
             return
         st[dst] = REQUESTED
         blist = [b]
-        p = self.parent[b]
         state, parent = self.state, self.parent
+        p = parent[b]
         while state[p][dst] != HAVE:
             blist.append(p)
             p = parent[p]
-        Timeout(self.env, self.net.lat[dst][src], (blist, src, dst)).callbacks.append(self._on_getdata)
+        self._schedule(Msg(self._cb_getdata, (blist, src, dst)), NORMAL, self.net.lat[dst][src])
 
-    def _on_getdata(self, ev: simpy.Event) -> None:
+    def _on_getdata(self, ev: Msg) -> None:
         self.events += 1
         blist, up, down = ev._value
+        now = self.env.now
         size = self.size
         nbytes = size[blist[0]] if len(blist) == 1 else sum(size[x] for x in blist)
-        delay = self.transport.send(self.env.now, up, down, nbytes) + self.net.validation_delay(nbytes)
-        Timeout(self.env, delay, ev._value).callbacks.append(self._on_block)
+        if self._plain:  # Transport.send + Network.validation_delay inlined (the hottest path), same arithmetic
+            tp, net = self.transport, self.net
+            start = tp.busy_until[up]
+            if start < now:
+                start = now
+            done = start + nbytes * 8.0 / min(net.up_bps[up], net.down_bps[down])
+            tp.busy_until[up] = done
+            tp.bytes_up += nbytes
+            delay = done - now + net.lat[up][down] + (net._val_base + nbytes * net._sec_per_byte_val)
+            self._schedule(Msg(self._cb_block, ev._value), NORMAL, delay)
+            return
+        if self._compact:
+            delay = self._send_compact(now, up, down, blist)
+        else:
+            delay = self.transport.send(now, up, down, nbytes)
+        if self._push:
+            self._schedule(Msg(self._cb_arrive, ev._value), NORMAL, delay)
+            return
+        delay = delay + self.net.validation_delay(nbytes)
+        if self._val_per_tx:
+            delay += self._val_per_tx * sum(len(self.txs[x]) for x in blist)
+        self._schedule(Msg(self._cb_block, ev._value), NORMAL, delay)
 
-    def _on_block(self, ev: simpy.Event) -> None:
+    def _validation_time(self, blist: list[int]) -> float:
+        nbytes = sum(self.size[x] for x in blist)
+        return self.net.validation_delay(nbytes) + self._val_per_tx * sum(len(self.txs[x]) for x in blist)
+
+    def _compact_bytes(self, b: int) -> int:
+        return HEADER_BYTES + self.proto.short_id_bytes * len(self.txs[b])
+
+    def _missing_bytes(self, b: int, t: float) -> float:
+        """Bytes of b's transactions a node does not have yet at time t (module docstring of protocol.py)."""
+        cached = self._tx_times.get(b)
+        if cached is None:
+            txs = self.txs[b]
+            tc = self.mempool.t_create[txs]
+            order = np.argsort(tc, kind="stable")
+            cum = np.concatenate([[0.0], np.cumsum(self.mempool.size[txs][order], dtype=np.float64)])
+            cached = (tc[order].tolist(), cum.tolist())
+            self._tx_times[b] = cached
+        times, cum = cached
+        return cum[-1] - cum[bisect.bisect_left(times, t - self.tx_spread_s)]
+
+    def _send_compact(self, now: float, up: int, down: int, blist: list[int]) -> float:
+        """Delay until `down` has rebuilt the blocks of blist from compact blocks sent by `up`, including the
+        getblocktxn/blocktxn round trip for the newest block's missing transactions."""
+        tp = self.transport
+        delay = tp.send(now, up, down, sum(self._compact_bytes(x) for x in blist))
+        miss = self._missing_bytes(blist[0], now + delay)
+        if miss > 0.0:  # getblocktxn back to the sender, blocktxn forward
+            delay += self.net.lat[down][up] + tp.send_beside(up, down, miss)
+        return delay
+
+    def _push_block(self, node: int, b: int, src: int, now: float) -> None:
+        """Send b unsolicited to node's push peers that lack it and have its parent (module docstring)."""
+        st, pst = self.state[b], self.state[self.parent[b]]
+        wb = self.work[b] if not self._relay_all else math.nextafter(self.work[b], _INF)
+        work, tip = self.work, self.tip
+        for y in self._push[node]:
+            s_y = st[y]
+            if y == src or s_y == HAVE or s_y == ARRIVED or pst[y] != HAVE or work[tip[y]] >= wb:
+                continue
+            if self._compact:
+                delay = self._send_compact(now, node, y, [b])
+            else:
+                delay = self.transport.send(now, node, y, self.size[b])
+            self._schedule(Msg(self._cb_arrive, ([b], node, y)), NORMAL, delay)
+
+    def _on_arrive(self, ev: Msg) -> None:
+        """Push mode: the block is at dst; dst pushes it on at once and validates it before using it."""
+        self.events += 1
+        blist, src, dst = ev._value
+        st = self.state[blist[0]]
+        if st[dst] == HAVE or st[dst] == ARRIVED:
+            return
+        st[dst] = ARRIVED
+        now = self.env.now
+        self._push_block(dst, blist[0], src, now)
+        self._schedule(Msg(self._cb_block, ev._value), NORMAL, self._validation_time(blist))
+
+    def _relay_to_miners(self, k: int, b: int, now: float) -> None:
+        """Miners' relay network: the block of miner index k reaches every other pool directly."""
+        bits = 8.0 / (self.proto.miners_network_mbps * 1e6)
+        lat_row = self._miner_lat[k]
+        cbytes = self._compact_bytes(b)
+        val = self._validation_time([b])
+        for j, y in enumerate(self.miners):
+            if j == k:
+                continue
+            t_arr = now + lat_row[j]
+            delay = lat_row[j] + (cbytes + self._missing_bytes(b, t_arr)) * bits + val
+            self._schedule(Msg(self._cb_relaynet, (b, self.miners[k], y)), NORMAL, delay)
+
+    def _on_relaynet(self, ev: Msg) -> None:
+        self.events += 1
+        b, src, dst = ev._value
+        state, parent = self.state, self.parent
+        if state[b][dst] == HAVE:
+            return
+        blist = [b]
+        p = parent[b]
+        while state[p][dst] != HAVE:  # the relay network carried the ancestors too
+            blist.append(p)
+            p = parent[p]
+        ev._value = (blist, src, dst)
+        self.events -= 1  # one delivery, counted once by _on_block
+        self._on_block(ev)
+
+    def _on_block(self, ev: Msg) -> None:
+        """dst has validated the blocks of blist (newest first): record them, switch tip, announce."""
         self.events += 1
         blist, src, dst = ev._value
         now = self.env.now
-        state = self.state
+        state, n_have, thr50, thr90 = self.state, self.n_have, self._thr50, self._thr90
         for x in reversed(blist):
             st = state[x]
             if st[dst] != HAVE:
                 st[dst] = HAVE
-                self._got(x, now)
+                k = n_have[x] + 1
+                n_have[x] = k
+                if k == thr50 or k == thr90 or k == self.n:
+                    n_have[x] = k - 1
+                    self._got(x, now)
+        j = self._miner_idx.get(dst)
+        if j is not None:
+            for x in blist:
+                tm = self.t_miner[x]
+                if tm[j] != tm[j]:  # nan: first time
+                    tm[j] = now - self.t_found[x]
         b = blist[0]
         if self.work[b] > self.work[self.tip[dst]]:
             self.tip[dst] = b
-            self._announce(dst, b, src)
+            if self._switch and j is not None:
+                self._pool_work[j].append((now + self._switch, b))
+            self._announce(dst, b)
+        elif self._relay_all:
+            self._announce(dst, b)  # relayed although it is not (or no longer) this node's tip
 
-    def _on_deliver_all(self, ev: simpy.Event) -> None:
+    def _on_deliver_all(self, ev: Msg) -> None:
         """Fixed-delay mode: block b reaches every node at once."""
         self.events += 1
         b = ev._value
@@ -282,6 +532,9 @@ class PowChain:
             if st[i] != HAVE:
                 st[i] = HAVE
                 self._got(b, now)
+                j = self._miner_idx.get(i)
+                if j is not None:
+                    self.t_miner[b][j] = now - self.t_found[b]
                 if wb > work[tip[i]]:
                     tip[i] = b
 
