@@ -14,9 +14,9 @@ import math
 import time
 
 from bench.common import full
+from rlrun.commands.simulate import simulate_static
 from rlrun.envs.blockchain import BlockchainEnv
 from rlrun.envs.chain.scenarios import SCENARIOS
-from rlrun.simulate import simulate_static
 
 #: settled blocks per scenario (x5 with BENCH_FULL=1): chosen so the whole table takes a few minutes
 BLOCKS = {"bitcoin_2015": 300, "bitcoin_2019": 100, "litecoin": 2000, "dogecoin": 2000, "ethereum_pow": 400}

@@ -22,12 +22,12 @@ import simpy
 from simpy.events import Timeout
 
 from bench.common import full, print_table, set_threads
+from rlrun.commands.simulate import simulate_static
 from rlrun.envs.blockchain import BlockchainEnv
 from rlrun.envs.chain import Network, NetworkSpec, PowChain, TxWorkload, TxWorkloadSpec, make_hashpower
 from rlrun.envs.chain.metrics import chain_summary
 from rlrun.envs.chain.scenarios import SCENARIOS
 from rlrun.envs.chain.tables import POOL_HASHPOWER
-from rlrun.simulate import simulate_static
 
 
 def simpy_events_per_second(n: int = 300_000) -> float:

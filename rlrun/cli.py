@@ -32,7 +32,7 @@ KEYVALUE_COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("rlrun.commands.collect:collect_command",
                 "write a transitions dataset: env=<name> agent=<name> episodes=N"),
     "report": ("rlrun.sweep_report:report_command", "summarise a sweep directory: sweep=<dir>"),
-    "simulate": ("rlrun.simulate:simulate_command",
+    "simulate": ("rlrun.commands.simulate:simulate_command",
                  "simulate the blockchain for N blocks: env=blockchain [env.scenario=NAME] blocks=N seed=S "
                  "[out=DIR]"),
 }

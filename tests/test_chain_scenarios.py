@@ -59,7 +59,7 @@ def test_each_scenario_composes_through_hydra(name):
     """`env=blockchain env.scenario=NAME` composes, and the yaml's null keys leave the scenario's values."""
     from omegaconf import OmegaConf
 
-    from rlrun.simulate import compose_env_config
+    from rlrun.commands.simulate import compose_env_config
 
     cfg = compose_env_config([f"env.scenario={name}"])
     env_cfg = OmegaConf.to_container(cfg.env, resolve=True)

@@ -11,7 +11,7 @@ without a scenario). With run=<dir> the run's own env config and best checkpoint
 once per env step, as in training, for as many steps as it takes to settle N blocks. The statistics and their
 intervals are defined in `rlrun.envs.chain.summary`. Other envs run their static policy (the env's
 `default_action()`, else the centre action) for N episodes and report their own info metrics
-(`rlrun.static_episodes`).
+(`rlrun.commands.static_episodes`).
 """
 
 from __future__ import annotations
@@ -262,8 +262,8 @@ def simulate_command(args: list[str]) -> int:
 
 
 def _simulate_episodes(own: dict[str, str], overrides: list[str]) -> int:
-    """Envs other than blockchain: their static policy for N episodes (rlrun.static_episodes)."""
-    from rlrun.static_episodes import static_episodes
+    """Envs other than blockchain: their static policy for N episodes (rlrun.commands.static_episodes)."""
+    from rlrun.commands.static_episodes import static_episodes
 
     name, episodes, seed = own["env"], int(own.get("episodes", "10")), int(own.get("seed", "0"))
     cfg = compose_env_config(overrides, env=name)
