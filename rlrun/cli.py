@@ -390,7 +390,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, args = argv[0], argv[1:]
     if command in KEYVALUE_COMMANDS and any(a in ("-h", "--help") for a in args):
-        print(f"usage: rlrun {command} {KEYVALUE_COMMANDS[command][1].split(': ', 1)[-1]}  [trust_config=true]")
+        module = importlib.import_module(KEYVALUE_COMMANDS[command][0].split(":")[0])
+        own_usage = getattr(module, "usage", None)  # a command with more to say (simulate lists its scenarios)
+        print(own_usage() if callable(own_usage) else
+              f"usage: rlrun {command} {KEYVALUE_COMMANDS[command][1].split(': ', 1)[-1]}  [trust_config=true]")
         return 0
     if command in KEYVALUE_COMMANDS or any(a.startswith("resume=") for a in args):
         args = _take_trust(args)

@@ -95,8 +95,7 @@ def compose_env_config(overrides: list[str], env: str = "blockchain") -> Any:
     from hydra import compose, initialize_config_dir
 
     import rlrun.config  # noqa: F401  (registers the run-settings schema)
-
-    conf_dir = Path(__file__).parent / "conf"
+    from rlrun.run_dir import CONF_DIR as conf_dir
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
             return compose(config_name="config", overrides=[f"env={env}", *overrides])
