@@ -39,6 +39,32 @@ def steps_per_second(num_envs: int, steps: int, learn: bool) -> float:
     return summary["step"] / summary["train_seconds"]
 
 
+def synchronous_bound(steps: int = 600) -> tuple[float, float, float]:
+    """Env step times in-process and the speed-up two synchronous copies could reach with no overhead at all:
+    each vector step lasts as long as the slower copy's step, so the bound is 2 mean / mean(max of two)."""
+    import time
+
+    import numpy as np
+
+    from rlrun.build import build_env
+    from rlrun.cli import _compose
+
+    env = build_env(_compose(["env=blockchain"]))
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    times = []
+    for _ in range(steps):
+        action = env.action_space.sample()
+        t0 = time.perf_counter()
+        _, _, terminated, truncated, _ = env.step(action)
+        times.append(time.perf_counter() - t0)
+        if terminated or truncated:
+            env.reset()
+    ms = np.asarray(times) * 1000
+    pairs = ms[: len(ms) // 2 * 2].reshape(-1, 2)
+    return float(ms.mean()), float(ms.std()), float(2 * ms.mean() / pairs.max(axis=1).mean())
+
+
 def main() -> None:
     set_threads(1)
     steps = int(os.environ.get("BENCH_STEPS", "1600"))
@@ -55,3 +81,6 @@ def main() -> None:
             rows.append((label, f"{sps:.0f}", f"{sps / base:.2f}x", f"{sps / base / n:.2f}"))
             print(f"  {label}: {sps:.0f} steps/s", flush=True)
     print_table(rows)
+    mean, std, bound = synchronous_bound()
+    print(f"blockchain env step: {mean:.2f} ms mean, {std:.2f} ms std; two synchronous copies with zero "
+          f"overhead would reach at most {bound:.2f}x (each step waits for the slower copy)")
