@@ -121,7 +121,7 @@ def test_a_forked_child_does_not_keep_the_lock(tmp_path):
     child = int(pid_file.read_text())
     try:
         with RunDirLock(tmp_path / "run"):  # the parent died, its env-worker-like child lives on
-            pass
+            assert (tmp_path / "run" / LOCK_NAME).read_text().strip() == str(os.getpid())
     finally:
         os.kill(child, signal.SIGKILL)
 
