@@ -51,12 +51,12 @@ inverter-pipeline: install
 	$(RLRUN) collect env=inverter agent=heuristic episodes=40 out=outputs/collect/inverter-pi
 	$(RLRUN) train env=inverter agent=dynamics dataset=$(D) total_steps=8000 agent.policy_start=3000 eval_every=0 \
 		hydra.run.dir=outputs/train/inverter-dynamics/pipeline
-	$(PY) -m rlrun.agents.dynamics run=outputs/train/inverter-dynamics/pipeline
+	$(RLRUN) dynamics-report run=outputs/train/inverter-dynamics/pipeline
 	$(RLRUN) train env=inverter agent=cql dataset=$(D) total_steps=20000 agent.bc_steps=1000 $(NETS) \
 		agent.batch_size=128 agent.cql_n_actions=4 eval_every=0 hydra.run.dir=outputs/train/inverter-cql/pipeline
 	$(RLRUN) train env=inverter agent=cql agent.offline=false agent.cql_alpha=0 learning_starts=0 $(NETS) \
 		agent.init_checkpoint=outputs/train/inverter-cql/pipeline/checkpoints/last.pt total_steps=20000 \
 		eval_every=0 hydra.run.dir=outputs/train/inverter-sac-finetune/pipeline
-	$(PY) -m rlrun.envs.inverter.compare run=outputs/train/inverter-dynamics/pipeline \
+	$(RLRUN) inverter-compare run=outputs/train/inverter-dynamics/pipeline \
 		run=outputs/train/inverter-cql/pipeline run=outputs/train/inverter-sac-finetune/pipeline checkpoint=last \
 		episodes=24 model=outputs/train/inverter-dynamics/pipeline

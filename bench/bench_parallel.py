@@ -47,7 +47,7 @@ def synchronous_bound(steps: int = 600) -> tuple[float, float, float]:
     import numpy as np
 
     from rlrun.build import build_env
-    from rlrun.cli import _compose
+    from rlrun.compose import compose as _compose
 
     env = build_env(_compose(["env=blockchain"]))
     env.reset(seed=0)

@@ -18,7 +18,7 @@ def full() -> bool:
 
 
 def rlrun_train(overrides: list[str]) -> dict[str, Any]:
-    from rlrun.cli import _compose
+    from rlrun.compose import compose as _compose
     from rlrun.trainer import Trainer
 
     cfg = _compose([*overrides, "progress=false", "plots=false", "eval_every=0", "checkpoint_every=0"])

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.agents.base import Agent
 from rlrun.collect import EnvFactory, EnvPool, make_env, make_pool
+from rlrun.compose import CONF_DIR
 from rlrun.errors import ConfigError
 from rlrun.instantiate import instantiate_node
 from rlrun.replay.buffer import ReplayBuffer
@@ -62,7 +62,7 @@ def build_baseline(cfg: DictConfig, env: gym.Env | EnvPool) -> Agent | None:
     name = cfg.get("baseline")
     if not name:
         return None
-    path = Path(__file__).parent / "conf" / "agent" / f"{name}.yaml"
+    path = CONF_DIR / "agent" / f"{name}.yaml"
     if not path.is_file():
         options = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise ConfigError(f"baseline={name!r} is not an agent config; available: {', '.join(options)}")
@@ -80,41 +80,3 @@ def build_replay(cfg: DictConfig, env: gym.Env | EnvPool, agent: Agent) -> Repla
         seed=int(cfg.seed) + 1,
         num_envs=int(cfg.get("num_envs", 1)),
     )
-
-
-DATASET_KEYS = ("obs", "actions", "rewards", "next_obs", "terminated")
-
-
-def load_dataset(path: str, like: ReplayBuffer | None = None) -> dict[str, np.ndarray]:
-    """The arrays of a transitions .npz; with `like` (the replay buffer it goes into) checked against that
-    buffer's row sizes first: numpy would silently broadcast a wrong action dim into every row."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise ConfigError(f"dataset={path!r} does not exist") from None
-    except Exception as e:  # truncated zip (BadZipFile, zlib.error, EOFError), not an npz, pickled arrays
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"dataset={path!r} is not a readable .npz dataset ({reason})") from None
-    if like is not None:
-        check_dataset(arrays, path, obs_dim=like.obs.shape[1], action_dim=like.actions.shape[1])
-    return arrays
-
-
-def check_dataset(data: dict[str, np.ndarray], path: str, obs_dim: int, action_dim: int) -> None:
-    """One ConfigError line for a dataset that does not fit the env: keys, rows, lengths, dims."""
-    missing = [k for k in DATASET_KEYS if k not in data]
-    if missing:
-        raise ConfigError(f"dataset={path!r} lacks {', '.join(missing)}; a dataset holds "
-                          f"{', '.join(DATASET_KEYS)} (see `rlrun collect`)")
-    lengths = {k: len(data[k]) if data[k].ndim else 0 for k in DATASET_KEYS}
-    if len(set(lengths.values())) > 1:
-        raise ConfigError(f"dataset={path!r} has arrays of different lengths: "
-                          f"{', '.join(f'{k} {n}' for k, n in lengths.items())}")
-    n = lengths["rewards"]
-    if n == 0:
-        raise ConfigError(f"dataset={path!r} has no transitions")
-    for key, want in (("obs", obs_dim), ("next_obs", obs_dim), ("actions", action_dim)):
-        got = int(np.prod(data[key].shape[1:]))
-        if got != want:
-            raise ConfigError(f"dataset={path!r}: {key} rows have {got} values, the env needs {want}")

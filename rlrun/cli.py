@@ -17,24 +17,31 @@ from pathlib import Path
 from typing import Any
 
 from rlrun import sweep
+from rlrun.commands.args import usage_from_doc
+from rlrun.compose import CONF_DIR
 from rlrun.errors import RlrunError
 
-CONF_DIR = Path(__file__).parent / "conf"
 GROUPS = ("env", "agent", "replay", "reward")
 
 # Subcommands that take key=value arguments: name -> ("module:function", help). Each function takes the list
 # of argument strings and returns an exit code; it raises rlrun.errors.RlrunError for bad input.
 KEYVALUE_COMMANDS: dict[str, tuple[str, str]] = {
-    "eval": ("rlrun.evaluate:eval_command", "evaluate a run: run=<dir> [episodes=N] [checkpoint=best|last|<path>]"),
-    "plot": ("rlrun.plots:plot_command", "write a run's plots again: run=<dir>"),
-    "export": ("rlrun.deploy.export:export_command", "export a trained actor: run=<dir> format=fixedpoint [--verify]"),
-    "advise": ("rlrun.deploy.rollup:advise_command", "rollup advisory from a consensus run: run=<dir>"),
+    "eval": ("rlrun.commands.eval:eval_command",
+             "evaluate a run: run=<dir> [episodes=N] [checkpoint=best|last|<path>]"),
+    "plot": ("rlrun.commands.plot:plot_command", "write a run's plots again: run=<dir>"),
+    "export": ("rlrun.commands.export:export_command",
+               "export a trained actor: run=<dir> format=fixedpoint [--verify]"),
+    "advise": ("rlrun.commands.advise:advise_command", "rollup advisory from a consensus run: run=<dir>"),
     "collect": ("rlrun.commands.collect:collect_command",
                 "write a transitions dataset: env=<name> agent=<name> episodes=N"),
-    "report": ("rlrun.sweep_report:report_command", "summarise a sweep directory: sweep=<dir>"),
+    "report": ("rlrun.commands.report:report_command", "summarise a sweep directory: sweep=<dir>"),
     "simulate": ("rlrun.commands.simulate:simulate_command",
                  "simulate the blockchain for N blocks: env=blockchain [env.scenario=NAME] blocks=N seed=S "
                  "[out=DIR]"),
+    "dynamics-report": ("rlrun.commands.dynamics_report:dynamics_report_command",
+                        "k-step error table of an agent=dynamics run: run=<dir>"),
+    "inverter-compare": ("rlrun.commands.inverter_compare:inverter_compare_command",
+                         "inverter policies vs PI on held-out days: run=<dir> [run=<dir> ...]"),
 }
 
 _exit_code = 0
@@ -74,51 +81,6 @@ def usage() -> str:
 
 # ---- override pre-validation ---------------------------------------------------------------------------
 
-def _one_line(e: Exception, overrides: list[str], config_dir: str | None = None) -> str:
-    msg = str(e)
-    cause = e.__cause__
-    if cause is not None:
-        msg += "\n" + str(cause)
-    if "Could not find '" in msg and "Available options in '" in msg:
-        missing = msg.split("Could not find '")[1].split("'")[0]
-        group, _, option = missing.partition("/")
-        opts = [ln.strip() for ln in msg.split("Available options in")[1].splitlines()[1:] if ln.strip()]
-        opts = [o for o in opts if not o.startswith("Config search path")]
-        opts = opts[: opts.index("") if "" in opts else len(opts)]
-        return f"{group}={option} is not a known option; available: {', '.join(o for o in opts if ' ' not in o)}"
-    if "Could not override '" in msg:
-        key = msg.split("Could not override '")[1].split("'")[0]
-        group, _, _ = key.partition(".")
-        allowed = _keys_of(group, [o for o in overrides if not o.startswith(key + "=")], config_dir)
-        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
-        return f"{key} is not a config key{hint} (to add a new key use +{key}=...)"
-    full_key = ""
-    for line in msg.splitlines():
-        if line.strip().startswith("full_key:"):
-            full_key = line.split("full_key:")[1].strip()
-    lines = [ln.strip() for ln in msg.strip().splitlines() if ln.strip() and not ln.strip().startswith(
-        ("full_key", "object_type", "reference_type"))]
-    if not lines:
-        return type(e).__name__
-    text = lines[0] if len(lines) == 1 else f"{lines[0]}: {lines[-1]}"
-    return f"{full_key}: {text}" if full_key and full_key not in text else text
-
-
-def _keys_of(group: str, overrides: list[str], config_dir: str | None = None) -> list[str]:
-    try:
-        cfg = _compose(overrides, config_dir)
-    except Exception:
-        return []
-    node = cfg.get(group)
-    return sorted(k for k in node if not str(k).startswith("_")) if hasattr(node, "keys") else []
-
-
-def _compose(overrides: list[str], config_dir: str | None = None):
-    from rlrun.run_dir import compose
-
-    return compose(overrides, config_dir)
-
-
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 
 
@@ -156,16 +118,9 @@ def prevalidate(args: list[str], multirun: bool) -> None:
 
 
 def _compose_or_one_line(overrides: list[str], config_dir: str | None, multirun: bool):
-    from rlrun.errors import ConfigError
+    from rlrun.compose import compose_config
 
-    try:
-        if multirun:
-            overrides = sweep.first_of_sweeps(overrides)
-        return _compose(overrides, config_dir)
-    except Exception as e:  # hydra's and omegaconf's exceptions do not share one base
-        if isinstance(e, RlrunError):
-            raise
-        raise ConfigError(_one_line(e, overrides, config_dir).splitlines()[0]) from None
+    return compose_config(sweep.first_of_sweeps(overrides) if multirun else overrides, config_dir)
 
 
 # ---- train / sweep through Hydra ---------------------------------------------------------------------
@@ -321,6 +276,7 @@ def merge_resume_overrides(cfg, extra: list[str]):
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from rlrun.compose import one_line
     from rlrun.config import RunConfig
     from rlrun.errors import ConfigError
 
@@ -330,7 +286,7 @@ def merge_resume_overrides(cfg, extra: list[str]):
     try:
         typed = OmegaConf.merge(OmegaConf.structured(RunConfig), cfg)
     except OmegaConfBaseException as e:
-        raise ConfigError(f"the run's saved config does not fit rlrun's schema: {_one_line(e, [])}") from None
+        raise ConfigError(f"the run's saved config does not fit rlrun's schema: {one_line(e, [])}") from None
     OmegaConf.set_struct(typed, True)
     for override in extra:
         key, _, value = override.partition("=")
@@ -340,7 +296,7 @@ def merge_resume_overrides(cfg, extra: list[str]):
         try:
             typed.merge_with_dotlist([override])
         except OmegaConfBaseException as e:
-            reason = _one_line(e, []).splitlines()[0].removeprefix(f"{key}: ")
+            reason = one_line(e, []).splitlines()[0].removeprefix(f"{key}: ")
             raise ConfigError(f"{key}={value!r} is refused: {reason}") from None
     return typed
 
@@ -392,8 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     if command in KEYVALUE_COMMANDS and any(a in ("-h", "--help") for a in args):
         module = importlib.import_module(KEYVALUE_COMMANDS[command][0].split(":")[0])
         own_usage = getattr(module, "usage", None)  # a command with more to say (simulate lists its scenarios)
-        print(own_usage() if callable(own_usage) else
-              f"usage: rlrun {command} {KEYVALUE_COMMANDS[command][1].split(': ', 1)[-1]}  [trust_config=true]")
+        print(own_usage() if callable(own_usage) else usage_from_doc(module.__doc__))
         return 0
     if command in KEYVALUE_COMMANDS or any(a.startswith("resume=") for a in args):
         args = _take_trust(args)

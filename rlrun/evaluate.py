@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from rlrun.collect import EnvPool
 from rlrun.collect.pool import SyncPool
-from rlrun.errors import CheckpointError, ConfigError
-from rlrun.run_dir import load_run_config
 
 
 class InfoAverager:
@@ -155,82 +150,6 @@ def format_result(label: str, result: dict[str, Any], max_metrics: int = 6, firs
     for k in order[:max_metrics]:
         parts.append(f"{k}={metrics[k]:.4g}")
     return " | ".join(parts)
-
-
-# ---- `rlrun eval run=<dir> [episodes=N] [checkpoint=best|last|<path>]` ---------------------------------
-
-def parse_keyvalues(args: list[str], allowed: dict[str, str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in allowed:
-            raise ConfigError(f"unexpected argument {arg!r}; expected key=value with key in: {', '.join(allowed)}")
-        out[key] = value
-    return out
-
-
-def eval_command(args: list[str]) -> int:
-    from rlrun.build import build_agent, build_baseline, build_env
-    from rlrun.checkpoint import load_checkpoint, resolve_checkpoint
-
-    env_overrides = [a for a in args if a.startswith("env.")]
-    kv = parse_keyvalues([a for a in args if not a.startswith("env.")],
-                         {"run": "run directory", "episodes": "N", "checkpoint": "best|last|<path>",
-                          "seed": "first evaluation seed", "inference": "float|fixedpoint", "env.<key>": "value"})
-    if "run" not in kv:
-        raise ConfigError("rlrun eval needs run=<run directory>")
-    run_dir = Path(kv["run"])
-    cfg = load_run_config(run_dir)
-    for override in env_overrides:
-        key, _, value = override.partition("=")
-        if key.split(".", 1)[1] not in cfg.env:
-            raise ConfigError(f"{key} is not a key of this run's env config; allowed: "
-                              f"{', '.join(k for k in cfg.env if not k.startswith('_'))}")
-        cfg.merge_with_dotlist([override])
-    ckpt_path = resolve_checkpoint(run_dir, kv.get("checkpoint", "best"))
-    try:
-        episodes = int(kv.get("episodes", cfg.eval_episodes))
-        seed = int(kv.get("seed", cfg.eval_seed))
-    except ValueError:
-        raise ConfigError("episodes and seed must be integers") from None
-    if episodes < 1:
-        raise ConfigError(f"episodes must be >= 1, got {episodes}")
-    ckpt = load_checkpoint(ckpt_path)
-    torch.set_num_threads(int(cfg.torch_threads))
-    env = build_env(cfg, log_dir=run_dir / "eval_cli", evaluation=True)
-    agent = build_agent(cfg, env)
-    load_agent_state(agent, ckpt, ckpt_path)
-    if kv.get("inference", "float") != "float":
-        from rlrun.deploy.export import wrap_for_inference
-
-        agent = wrap_for_inference(agent, kv["inference"])
-    result = evaluate_policy(env, agent, episodes, seed)
-    result["checkpoint"] = str(ckpt_path)
-    result["step"] = int(ckpt["trainer"]["step"])
-    print(format_result(f"eval ({ckpt_path.name}, step {result['step']})", result, max_metrics=20,
-                        first=key_metrics(env)))
-    baseline = build_baseline(cfg, env)
-    if baseline is not None:
-        result["baseline"] = compare(result, evaluate_policy(env, baseline, episodes, seed), cfg.baseline)
-        print(format_comparison(result["baseline"]))
-    suffix = "" if kv.get("inference", "float") == "float" else f"_{kv['inference']}"
-    out = run_dir / f"eval_{ckpt_path.stem}_seed{seed}_n{episodes}{suffix}.json"
-    try:
-        out.write_text(json.dumps(result, indent=2))
-    except OSError as e:
-        raise CheckpointError(f"cannot write {out} ({e.strerror or e}); the result above was not saved") from None
-    print(f"wrote {out}")
-    return 0
-
-
-def load_agent_state(agent: Any, ckpt: dict[str, Any], path: Path) -> None:
-    """A checkpoint of another agent or env (other layer names or shapes) is a CheckpointError line."""
-    try:
-        agent.load_state_dict(ckpt["agent"])
-    except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"checkpoint {path} does not fit this run's {type(agent).__name__} agent and its "
-                              f"env ({reason[:200]})") from None
 
 
 def finite_or_none(x: float) -> float | None:

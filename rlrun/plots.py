@@ -23,7 +23,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from rlrun.errors import CheckpointError, ConfigError
+from rlrun.errors import CheckpointError
 
 _TRAIN = "#4c72b0"
 _EVAL = "#dd8452"
@@ -147,23 +147,3 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         ax.set_title("Orphan Block Rate Over Time")
         written.append(_save(fig, out_dir / "orphan_rate.png"))
     return written
-
-
-def plot_command(args: list[str]) -> int:
-    """`rlrun plot run=<dir>`: (re)write a run's plots and print their paths."""
-    opts: dict[str, str] = {}
-    for a in args:
-        key, sep, value = a.partition("=")
-        if not sep:
-            raise ConfigError(f"plot takes key=value arguments (run=<dir>), got {a!r}")
-        if key != "run":
-            raise ConfigError(f"plot does not know the argument {key!r}; allowed: run")
-        opts[key] = value
-    if not opts.get("run"):
-        raise ConfigError("plot needs run=<dir> (a run directory containing metrics.csv)")
-    run_dir = Path(opts["run"])
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run={run_dir} is not a directory")
-    for path in plot_run(run_dir):
-        print(path)
-    return 0

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-CONF_DIR = Path(__file__).parent / "conf"
+from rlrun.compose import CONF_DIR
 
 # The plugins' own option names, which users type, -> rlrun's presets in conf/hydra/ (each extends the
 # plugin's config with rlrun's defaults). A preset cannot carry the plugin's own name: Hydra would match it

@@ -26,8 +26,6 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from rlrun.errors import ConfigError
-
 SEED_KEYS = ("seed",)      # swept keys that repeat a configuration rather than define one
 TABLE_METRICS = 4          # env metrics shown in the printed/markdown tables (the CSVs hold all)
 CURVES_MAX = 10            # configurations drawn in learning_curves.png (the best ones)
@@ -425,21 +423,3 @@ def summarise(sweep_dir: Path, plots: bool = True) -> list[dict[str, Any]]:
     print(f"compare the jobs in TensorBoard: tensorboard --logdir {sweep_dir}")
     return [{"job": j.name, "overrides": j.overrides, "status": j.status, "return_mean": j.return_mean,
              "return_std": j.return_std, "metrics": j.metrics, "error": j.error} for j in jobs]
-
-
-def report_command(args: list[str]) -> int:
-    """`rlrun report sweep=<dir> [plots=false]`: write and print a sweep's report again (or for the first
-    time, for a sweep that was interrupted before its end)."""
-    from rlrun.evaluate import parse_keyvalues
-
-    kv = parse_keyvalues(args, {"sweep": "sweep directory", "plots": "true|false"})
-    sweep = Path(kv.get("sweep", ""))
-    if "sweep" not in kv or not sweep.is_dir():
-        raise ConfigError("rlrun report needs sweep=<existing sweep directory>")
-    if not job_dirs(sweep):
-        raise ConfigError(f"sweep={sweep} has no job directories (numbered folders with .hydra/)")
-    plots = kv.get("plots", "true").lower()
-    if plots not in ("true", "false"):
-        raise ConfigError(f"plots must be true or false, got {plots!r}")
-    summarise(sweep, plots=plots == "true")
-    return 0

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from rlrun.build import build_agent, build_baseline, build_pool, build_replay, load_dataset
+from rlrun.build import build_agent, build_baseline, build_pool, build_replay
 from rlrun.checkpoint import RunDirLock, load_checkpoint, remove_orphaned_tmp, save_checkpoint
 from rlrun.collect import StepResult
 from rlrun.config import validate_run
@@ -46,6 +46,7 @@ from rlrun.evaluate import (
 )
 from rlrun.logger import RunLogger
 from rlrun.replay.buffer import Batch
+from rlrun.replay.dataset import load_dataset
 from rlrun.replay.rollout import PolicyStep, RolloutBuffer
 from rlrun.spaces import flatten_action, sample_action
 

@@ -14,7 +14,7 @@ RLRUN = [sys.executable, "-m", "rlrun.cli"]
 
 
 def compose(overrides: list[str]):
-    from rlrun.cli import _compose
+    from rlrun.compose import compose as _compose
 
     return _compose(overrides)
 

@@ -231,7 +231,7 @@ def test_simulate_help_lists_scenarios(tmp_path):
         (["env.network.upload_mbps=[1,1,1,1,1,-1]"], "env.network.upload_mbps[5] must be > 0"),
         (["env.network.latency_ms=[[1,2],[3,4]]"], "env.network.latency_ms must be a square 6x6 table"),
         (["env.protocol.block_relay=fast"], "env.protocol.block_relay='fast' is not allowed; choose one of: full"),
-        (["env.network.nodez=3"], "env.network.nodez is not a config key; allowed: download_mbps"),
+        (["env.network.nodez=3"], "env.network.nodez is not a config key; allowed keys: download_mbps"),
         (["steps=3"], "steps is not a simulate setting; allowed: env, blocks"),
     ],
 )

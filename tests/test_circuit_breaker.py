@@ -6,8 +6,8 @@ from fractions import Fraction
 
 import pytest
 
-from rlrun.deploy.circuit_breaker import CircuitBreaker, exact_fraction
 from rlrun.errors import ConfigError
+from rlrun.governance.circuit_breaker import CircuitBreaker, exact_fraction
 
 TARGET = 5000
 

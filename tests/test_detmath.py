@@ -8,7 +8,7 @@ from decimal import Decimal, localcontext
 import numpy as np
 import pytest
 
-from rlrun.deploy import detmath as dm
+from rlrun.governance import detmath as dm
 
 ONE = dm.ONE
 

@@ -16,13 +16,8 @@ import rlrun.config  # noqa: F401  (registers the run schema)
 from rlrun.agents.nets import mlp
 from rlrun.build import build_agent, build_env
 from rlrun.checkpoint import save_checkpoint
-from rlrun.deploy.export import (
-    FixedPointAgent,
-    export_command,
-    fixedpoint_from_agent,
-    sequential_layers,
-    wrap_for_inference,
-)
+from rlrun.commands.export import export_command
+from rlrun.deploy.export import FixedPointAgent, fixedpoint_from_agent, sequential_layers, wrap_for_inference
 from rlrun.deploy.fixedpoint import FixedPointMLP
 from rlrun.errors import CheckpointError, ConfigError
 

@@ -8,7 +8,7 @@ from gymnasium import spaces
 
 from rlrun.agents.heuristic import ExportPI
 from rlrun.envs.inverter import InverterEnv
-from rlrun.envs.inverter.compare import _Noop, evaluate
+from rlrun.envs.inverter.compare import Noop, evaluate
 from rlrun.errors import IncompatibleSpaceError
 
 
@@ -36,7 +36,7 @@ def test_pi_law_on_a_hand_made_observation():
 def test_pi_exports_far_less_than_doing_nothing_on_held_out_days():
     env = InverterEnv(split="test", episode_s=600)
     pi = evaluate(env, make(env, explore_noise=0.0), episodes=2, seed=1000)
-    noop = evaluate(env, _Noop(env), episodes=2, seed=1000)
+    noop = evaluate(env, Noop(env), episodes=2, seed=1000)
     assert noop["export_kwh"] > 0.3
     assert pi["export_kwh"] < 0.1 * noop["export_kwh"]
     assert pi["over_diversion_kwh"] < 0.1 * noop["export_kwh"]

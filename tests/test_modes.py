@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from rlrun.deploy.modes import (
+from rlrun.errors import ConfigError
+from rlrun.governance.modes import (
     AgentMode,
     JsonlLog,
     ParameterGovernor,
@@ -17,7 +18,6 @@ from rlrun.deploy.modes import (
     parse_mode,
     runs_inference,
 )
-from rlrun.errors import ConfigError
 
 
 def governor(mode: str) -> ParameterGovernor:

@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 import rlrun.config  # noqa: F401  (registers the run schema)
 from rlrun.build import build_agent, build_env
 from rlrun.checkpoint import save_checkpoint
-from rlrun.deploy.rollup import advise_command, optimize_rollup_gas, suggest_rollup_profile
+from rlrun.commands.advise import advise_command
+from rlrun.deploy.rollup import optimize_rollup_gas, suggest_rollup_profile
 from rlrun.envs.consensus import OBSERVATION_NAMES
 from rlrun.errors import ConfigError
 

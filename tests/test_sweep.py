@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 
 from conftest import run_cli
+from rlrun.commands.report import report_command
 from rlrun.sweep import usable_cores
-from rlrun.sweep_report import report_command
 
 TINY = ["env=reach", "env.dim=2", "env.max_steps=20", "env.step_scale=0.3", "agent.actor_hidden=[16]",
         "agent.critic_hidden=[16]", "agent.critic_arch=concat", "replay.capacity=2000", "agent.batch_size=16",

@@ -14,8 +14,10 @@ from omegaconf import OmegaConf
 
 from rlrun import cli
 from rlrun import sweep as sweep_cli
+from rlrun.commands.report import report_command
+from rlrun.compose import CONF_DIR
 from rlrun.errors import ConfigError
-from rlrun.sweep_report import bootstrap_ci, collect_jobs, group_jobs, report_command, summarise, swept_keys
+from rlrun.sweep_report import bootstrap_ci, collect_jobs, group_jobs, summarise, swept_keys
 
 FIXED = ["env=reach", "total_steps=300"]
 
@@ -124,11 +126,11 @@ def test_summary_files_plots_and_report_reproduces_them(sweep, capsys):
 
 
 def test_report_rejects_bad_arguments(tmp_path):
-    with pytest.raises(ConfigError, match="sweep=<existing sweep directory>"):
+    with pytest.raises(ConfigError, match="is not a directory"):
         report_command([f"sweep={tmp_path / 'nope'}"])
     with pytest.raises(ConfigError, match="no job directories"):
         report_command([f"sweep={tmp_path}"])
-    with pytest.raises(ConfigError, match="unexpected argument"):
+    with pytest.raises(ConfigError, match="run is not a report setting"):
         report_command(["run=x"])
 
 
@@ -169,7 +171,7 @@ def _hydra_cfg(overrides: list[str]):
 
     import rlrun.config  # noqa: F401  (registers the run schema)
 
-    with initialize_config_dir(config_dir=str(cli.CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="config", overrides=[*overrides, "hydra.sweep.dir=outputs/sweep/t"],
                        return_hydra_config=True)
 

@@ -2,7 +2,7 @@
 
     rlrun collect env=inverter agent=heuristic episodes=40
     rlrun train env=inverter agent=dynamics dataset=<dir>/dataset.npz total_steps=3000 eval_every=0
-    python -m rlrun.agents.dynamics run=<train run dir>      # k-step error table vs persistence
+    rlrun dynamics-report run=<train run dir>      # k-step error table vs persistence
 
 How it fits the trainer: it is an offline agent (`offline = True`), so the trainer counts gradient updates
 and calls update() once per step. The trainer's replay batches are single transitions in random order,
@@ -30,8 +30,6 @@ For observation layouts other than env=inverter's, MPC minimises predicted featu
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -95,7 +93,7 @@ class DynamicsAgent(Agent):
             raise ConfigError("agent.export_weight and agent.import_weight must be >= 0, not both 0")
         if not 0.0 < val_fraction < 1.0:
             raise ConfigError(f"agent.val_fraction must be in (0, 1), got {val_fraction}")
-        from rlrun.build import load_dataset
+        from rlrun.replay.dataset import load_dataset
 
         data = load_dataset(str(dataset))
         obs_dim = int(np.prod(observation_space.shape))
@@ -207,37 +205,6 @@ class DynamicsAgent(Agent):
     def report(self, horizon: int | None = None) -> dict[str, Any]:
         """k-step error table of the best model vs persistence on the held-out episodes."""
         return kstep_error(self.trainer.best_model, self.val_data, self.obs_scale, horizon=horizon)
-
-
-def report_command(args: list[str]) -> int:
-    """`python -m rlrun.agents.dynamics run=<dir> [checkpoint=best|last]`: print the k-step error table."""
-    from rlrun.agents.dynamics import DynamicsAgent as Agent  # not __main__'s copy under python -m
-    from rlrun.build import build_agent, build_env
-    from rlrun.checkpoint import load_checkpoint, resolve_checkpoint
-    from rlrun.evaluate import load_run_config, parse_keyvalues
-
-    kv = parse_keyvalues(args, {"run": "run directory", "checkpoint": "best|last|<path>"})
-    if "run" not in kv:
-        raise ConfigError("needs run=<run directory of an agent=dynamics training run>")
-    run_dir = Path(kv["run"])
-    cfg = load_run_config(run_dir)
-    env = build_env(cfg)
-    agent = build_agent(cfg, env)
-    if not isinstance(agent, Agent):
-        raise ConfigError(f"run {run_dir} did not train agent=dynamics")
-    agent.load_state_dict(load_checkpoint(resolve_checkpoint(run_dir, kv.get("checkpoint", "last")))["agent"])
-    rep = agent.report()
-    print(f"k = {rep['k']} s, {rep['windows']} held-out windows; RMSE in W, open-loop rollout vs persistence")
-    print(f"{'horizon s':>10} {'export model':>13} {'export persist':>15} {'net model':>10} "
-          f"{'net persist':>12}")
-    for i, h in enumerate(rep["horizon_s"]):
-        print(f"{h:>10} {rep['model_export_rmse_w'][i]:>13.1f} {rep['persistence_export_rmse_w'][i]:>15.1f} "
-              f"{rep['model_net_rmse_w'][i]:>10.1f} {rep['persistence_net_rmse_w'][i]:>12.1f}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(report_command(sys.argv[1:]))
 
 
 def expected_phase_cost(mu: torch.Tensor, sigma: torch.Tensor, w_export: float, w_import: float) -> torch.Tensor:

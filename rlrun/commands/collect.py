@@ -1,4 +1,6 @@
-"""`rlrun collect`: roll a policy out in an environment and write the transitions as an offline dataset.
+"""`rlrun collect env=<name> agent=<name> [episodes=N] [seed=S] [explore=true|false] [out=<dir>]
+[run=<dir> [checkpoint=best|last|<path>]] [config overrides]`: roll a policy out in an environment and write
+the transitions as an offline dataset.
 
     rlrun collect env=inverter agent=heuristic episodes=50          # the PI baseline (+ explore noise)
     rlrun collect env=inverter agent=heuristic episodes=5 env.split=test explore=false
@@ -25,7 +27,6 @@ The dataset (numpy .npz, compressed; load with np.load(path, allow_pickle=False)
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -33,52 +34,20 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from rlrun.commands.args import parse_args
+from rlrun.compose import compose_config
 from rlrun.errors import ConfigError
+from rlrun.replay.dataset import save_dataset
+from rlrun.run_dir import RunDir
 
-FORMAT = "rlrun-transitions-v1"
-OWN_KEYS = ("episodes", "seed", "explore", "out", "run", "checkpoint")
-
-
-def compose_config(overrides: list[str]) -> DictConfig:
-    """Compose rlrun's config tree (the package's conf/) with Hydra's compose API."""
-    from hydra import compose, initialize_config_module
-    from hydra.errors import HydraException
-
-    import rlrun.config  # noqa: F401  (registers the structured run schema)
-
-    try:
-        with initialize_config_module(config_module="rlrun.conf", version_base="1.3"):
-            return compose("config", overrides=overrides)
-    except HydraException as e:
-        raise ConfigError(f"cannot compose the config from {overrides}: {str(e).splitlines()[0]}") from None
+KEYS = {"episodes": "N", "seed": "S", "explore": "true|false", "out": "directory", "run": "run directory",
+        "checkpoint": "best|last|<path>"}
 
 
-def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
-    own: dict[str, str] = {}
-    overrides: list[str] = []
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if not sep:
-            raise ConfigError(f"unexpected argument {arg!r}; expected key=value ({', '.join(OWN_KEYS)} or a "
-                              "config override such as env=inverter)")
-        if key in OWN_KEYS:
-            own[key] = value
-        else:
-            overrides.append(arg)
-    return own, overrides
-
-
-def _as_bool(key: str, value: str) -> bool:
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise ConfigError(f"{key} must be true or false, got {value!r}")
-
-
-def collect(cfg: DictConfig, episodes: int, seed: int, explore: bool,
-            agent_state: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Roll the configured agent out for `episodes` episodes; return the arrays and the metadata."""
+def collect(cfg: DictConfig, episodes: int, seed: int, explore: bool, run: RunDir | None = None,
+            checkpoint: str = "best") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Roll the configured agent (or `run`'s trained agent, from `checkpoint`) out for `episodes` episodes;
+    return the arrays and the metadata."""
     from rlrun.build import build_agent, build_env
     from rlrun.config import validate_run
     from rlrun.evaluate import InfoAverager
@@ -88,9 +57,7 @@ def collect(cfg: DictConfig, episodes: int, seed: int, explore: bool,
     torch.set_num_threads(int(cfg.torch_threads))
     torch.manual_seed(int(cfg.seed))
     env = build_env(cfg)
-    agent = build_agent(cfg, env)
-    if agent_state is not None:
-        agent.load_state_dict(agent_state)
+    agent = run.build_agent(env, checkpoint) if run is not None else build_agent(cfg, env)
     names = ("obs", "actions", "rewards", "next_obs", "terminated", "truncated", "episode")
     cols: dict[str, list] = {k: [] for k in names}
     returns, metrics = [], []
@@ -134,59 +101,32 @@ def collect(cfg: DictConfig, episodes: int, seed: int, explore: bool,
     return data, meta
 
 
-def save_dataset(path: Path, data: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    schema = {"format": FORMAT,
-              "keys": {k: [str(v.dtype), list(v.shape)] for k, v in data.items()},
-              "metadata": meta}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(tmp, **data, schema=np.array(json.dumps(schema)))
-    tmp.replace(path)
-
-
-def read_schema(data: dict[str, np.ndarray] | Any) -> dict[str, Any]:
-    """The schema entry of a dataset loaded with np.load (or an equivalent dict)."""
-    if "schema" not in data:
-        raise ConfigError("dataset has no 'schema' entry (not written by rlrun collect)")
-    schema = json.loads(str(np.asarray(data["schema"])))
-    if schema.get("format") != FORMAT:
-        raise ConfigError(f"dataset format {schema.get('format')!r} is not {FORMAT}")
-    return schema
-
-
-def collect_command(args: list[str]) -> int:
-    own, overrides = _parse(args)
-    try:
-        episodes = int(own.get("episodes", 10))
-        seed = int(own.get("seed", 0))
-    except ValueError:
-        raise ConfigError("episodes and seed must be integers") from None
-    if episodes < 1:
-        raise ConfigError(f"episodes must be >= 1, got {episodes}")
-    explore = _as_bool("explore", own.get("explore", "true"))
-    agent_state = None
-    if "run" in own:
-        from rlrun.checkpoint import load_checkpoint, resolve_checkpoint
-        from rlrun.evaluate import load_run_config
-
-        run_dir = Path(own["run"])
-        cfg = load_run_config(run_dir)
-        if overrides:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
-        agent_state = load_checkpoint(resolve_checkpoint(run_dir, own.get("checkpoint", "best")))["agent"]
-        name = run_dir.parent.name  # outputs/train/<env>-<agent>/<date>
+def collect_command(argv: list[str]) -> int:
+    args = parse_args("collect", argv, KEYS, overrides="config")
+    episodes = args.integer("episodes", 10, minimum=1)
+    seed = args.integer("seed", 0)
+    explore = args.boolean("explore", True)
+    run = None
+    if "run" in args:
+        run = RunDir(args.path("run", "run directory"))
+        bad = [o for o in args.overrides if not o.startswith("env.")]
+        if bad:
+            raise ConfigError(f"rlrun collect run=<dir> keeps the run's config; only env.<key>=... may change, "
+                              f"got {bad[0]!r}")
+        run.override_env(args.overrides)
+        cfg, name = run.cfg, run.path.parent.name  # outputs/train/<env>-<agent>/<date>
     else:
-        if "checkpoint" in own:
-            raise ConfigError("checkpoint=... needs run=<run directory>")
-        cfg = compose_config(overrides)
-        choice = dict(o.split("=", 1) for o in overrides if o.startswith(("env=", "agent=")))
+        if "checkpoint" in args:
+            raise ConfigError("rlrun collect: checkpoint=... needs run=<run directory>")
+        cfg = compose_config(args.overrides)
+        choice = dict(o.split("=", 1) for o in args.overrides if o.startswith(("env=", "agent=")))
         name = f"{choice.get('env', 'default')}-{choice.get('agent', 'default')}"
     stamp = _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    out_dir = Path(own["out"]) if "out" in own else Path("outputs") / "collect" / name / stamp
+    out_dir = Path(args.values["out"]) if "out" in args else Path("outputs") / "collect" / name / stamp
     if (out_dir / "dataset.npz").exists():
         raise ConfigError(f"out={out_dir} already holds a dataset.npz; choose a new directory")
-    data, meta = collect(cfg, episodes, seed, explore, agent_state)
-    meta["overrides"] = args
+    data, meta = collect(cfg, episodes, seed, explore, run, args.get("checkpoint", "best"))
+    meta["overrides"] = argv
     save_dataset(out_dir / "dataset.npz", data, meta)
     OmegaConf.save(cfg, out_dir / "config.yaml")
     rets = np.asarray(meta["episode_returns"])

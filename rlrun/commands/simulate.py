@@ -25,7 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from rlrun.commands.args import Args, parse_args
+from rlrun.compose import compose_config
 from rlrun.errors import ConfigError
+from rlrun.run_dir import RunDir
 
 DEPTH = 6  # heights below the tip at which a block counts as settled
 WINDOW_BLOCKS = 10  # simulated block intervals per window (mempool upkeep and transaction generation)
@@ -55,66 +58,26 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def parse_args(args: list[str]) -> tuple[dict[str, str], list[str]]:
-    """(own key=value settings, env.* overrides); bad keys and values raise ConfigError."""
-    own: dict[str, str] = {}
-    overrides: list[str] = []
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if not sep:
-            raise ConfigError(f"unexpected argument {arg!r}; expected key=value (see rlrun simulate --help)")
-        if key.startswith("env."):
-            overrides.append(arg)
-        elif key in _OWN_KEYS:
-            own[key] = value
-        else:
-            raise ConfigError(f"{key} is not a simulate setting; allowed: {', '.join(_OWN_KEYS)}, env.<key>")
-    chain = own.get("env", "blockchain") == "blockchain"
-    if chain and "episodes" in own:
+def parse_simulate_args(argv: list[str]) -> Args:
+    """The command's own settings and env.* overrides; blocks/episodes/run must fit the chosen env."""
+    args = parse_args("simulate", argv, _OWN_KEYS, overrides="env")
+    chain = args.get("env", "blockchain") == "blockchain"
+    if chain and "episodes" in args:
         raise ConfigError("episodes applies to envs other than blockchain; for env=blockchain use blocks=N")
-    if not chain and "blocks" in own:
-        raise ConfigError(f"blocks applies to env=blockchain; for env={own['env']} use episodes=N")
-    if not chain and "run" in own:
+    if not chain and "blocks" in args:
+        raise ConfigError(f"blocks applies to env=blockchain; for env={args.get('env')} use episodes=N")
+    if not chain and "run" in args:
         raise ConfigError("run=<dir> replays env=blockchain runs only")
-    for key in ("blocks", "episodes", "seed"):
-        if key in own:
-            try:
-                int(own[key])
-            except ValueError:
-                raise ConfigError(f"{key} must be an integer, got {own[key]!r}") from None
-    for key in ("blocks", "episodes"):
-        if key in own and int(own[key]) < 1:
-            raise ConfigError(f"{key} must be >= 1, got {own[key]}")
-    if own.get("progress", "true") not in ("true", "false"):
-        raise ConfigError(f"progress must be true or false, got {own['progress']!r}")
-    return own, overrides
+    args.integer("blocks", 1000, minimum=1)
+    args.integer("episodes", 10, minimum=1)
+    args.integer("seed", 0)
+    args.boolean("progress", True)
+    return args
 
 
 def compose_env_config(overrides: list[str], env: str = "blockchain") -> Any:
     """The env=<env> config with the env.* overrides, composed by Hydra as `rlrun train` would."""
-    from hydra import compose, initialize_config_dir
-
-    import rlrun.config  # noqa: F401  (registers the run-settings schema)
-    from rlrun.run_dir import CONF_DIR as conf_dir
-    try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            return compose(config_name="config", overrides=[f"env={env}", *overrides])
-    except Exception as e:  # Hydra's and OmegaConf's errors share no base class
-        msg = f"{e}\n{e.__cause__ or ''}"
-        if f"Could not find 'env/{env}'" in msg:
-            options = sorted(p.stem for p in (conf_dir / "env").glob("*.yaml"))
-            raise ConfigError(f"env={env} is not a known option; available: {', '.join(options)}") from None
-        if "Could not override '" in msg:
-            key = msg.split("Could not override '")[1].split("'")[0]
-            with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-                base = compose(config_name="config", overrides=[f"env={env}"])
-            node = base
-            for part in key.split(".")[:-1]:
-                node = node.get(part) if hasattr(node, "get") else None
-            allowed = sorted(k for k in node if not str(k).startswith("_")) if hasattr(node, "keys") else []
-            raise ConfigError(f"{key} is not a config key; allowed: {', '.join(allowed)}") from None
-        first = next((ln.strip() for ln in msg.splitlines() if ln.strip()), type(e).__name__)
-        raise ConfigError(first) from None
+    return compose_config([f"env={env}", *overrides])
 
 
 def settled_count(sim: Any, warmup_s: float) -> int:
@@ -164,25 +127,16 @@ def simulate_policy(run_dir: Path, overrides: list[str], blocks: int, seed: int,
     import torch
     from tqdm import tqdm
 
-    from rlrun.build import build_agent, build_env
-    from rlrun.checkpoint import load_checkpoint, resolve_checkpoint
     from rlrun.envs.blockchain import BlockchainEnv
     from rlrun.envs.chain.summary import run_summary
-    from rlrun.evaluate import load_run_config
 
-    cfg = load_run_config(run_dir)
-    if not str(cfg.env.get("_target_", "")).endswith("BlockchainEnv"):
-        raise ConfigError(f"run={run_dir} trained on {cfg.env.get('_target_')}; rlrun simulate replays "
-                          "env=blockchain runs only")
-    for override in overrides:
-        if override.partition("=")[0].split(".", 1)[1].split(".")[0] not in cfg.env:
-            raise ConfigError(f"{override.partition('=')[0]} is not a key of this run's env config")
-        cfg.merge_with_dotlist([override])
-    ckpt_path = resolve_checkpoint(run_dir, "best")
-    torch.set_num_threads(int(cfg.torch_threads))
-    env = build_env(cfg, evaluation=True)
-    agent = build_agent(cfg, env)
-    agent.load_state_dict(load_checkpoint(ckpt_path)["agent"])
+    run = RunDir(run_dir)
+    run.require_env("BlockchainEnv", "simulate run=<dir>", "blockchain")
+    run.override_env(overrides)
+    torch.set_num_threads(int(run.cfg.torch_threads))
+    env = run.build_env(evaluation=True)
+    agent = run.build_agent(env, "best")
+    ckpt_path = run.checkpoint_path
     inner = env.unwrapped
     assert isinstance(inner, BlockchainEnv)
     obs, _ = env.reset(seed=seed)
@@ -221,17 +175,18 @@ def simulate_command(args: list[str]) -> int:
     if any(a in ("-h", "--help", "help") for a in args):
         print(usage())
         return 0
-    own, overrides = parse_args(args)
+    own = parse_simulate_args(args)
+    overrides = own.overrides
     if own.get("env", "blockchain") != "blockchain":
-        return _simulate_episodes(own, overrides)
-    blocks = int(own.get("blocks", "1000"))
-    seed = int(own.get("seed", "0"))
-    progress = own.get("progress", "true") == "true"
+        return _simulate_episodes(own)
+    blocks = own.integer("blocks", 1000)
+    seed = own.integer("seed", 0)
+    progress = own.boolean("progress", True)
     if "run" in own:
-        run_dir = Path(own["run"])
+        run_dir = own.path("run", "run directory")
         result = simulate_policy(run_dir, overrides, blocks, seed, progress)
         scenario = None
-        out_dir = Path(own["out"]) if "out" in own else run_dir / "simulate"
+        out_dir = Path(own.values["out"]) if "out" in own else run_dir / "simulate"
     else:
         from omegaconf import OmegaConf
 
@@ -245,7 +200,7 @@ def simulate_command(args: list[str]) -> int:
         result = simulate_static(env, blocks, seed, progress)
         result["config"] = {k: v for k, v in env_cfg.items() if k in ("scenario", "network", "transactions",
                                                                        "protocol", "hashpower")}
-        out_dir = Path(own["out"]) if "out" in own else _default_out(scenario)
+        out_dir = Path(own.values["out"]) if "out" in own else _default_out(scenario)
     result = {"env": "blockchain", "scenario": scenario, "seed": seed, "blocks_requested": blocks, **result}
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "simulate.json"
@@ -260,14 +215,14 @@ def simulate_command(args: list[str]) -> int:
     return 0
 
 
-def _simulate_episodes(own: dict[str, str], overrides: list[str]) -> int:
+def _simulate_episodes(own: Args) -> int:
     """Envs other than blockchain: their static policy for N episodes (rlrun.commands.static_episodes)."""
     from rlrun.commands.static_episodes import static_episodes
 
-    name, episodes, seed = own["env"], int(own.get("episodes", "10")), int(own.get("seed", "0"))
-    cfg = compose_env_config(overrides, env=name)
+    name, episodes, seed = own.values["env"], own.integer("episodes", 10), own.integer("seed", 0)
+    cfg = compose_env_config(own.overrides, env=name)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    out_dir = Path(own["out"]) if "out" in own else Path("outputs") / "simulate" / name / stamp
+    out_dir = Path(own.values["out"]) if "out" in own else Path("outputs") / "simulate" / name / stamp
     result = {"env": name, "seed": seed, **static_episodes(cfg, episodes, seed, log_dir=out_dir / "env_logs")}
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "simulate.json"

@@ -11,7 +11,7 @@
   then the safety clip to [0, max_power].
 - Bad input gets a clear error and no command: a state of the wrong dimension or with NaN / inf
   (`InvalidStateError`), wrong slave counts or power vectors (`ValueError`).
-- Modes (rlrun.deploy.modes, seed 001's): shadow computes and logs the command but sends nothing (the
+- Modes (rlrun.governance.modes, seed 001's): shadow computes and logs the command but sends nothing (the
   seed's "Deploy in shadow mode" step), conservative / autonomous send it with each phase's target moving at
   most 10 % / 25 % of max_power per decision from the last sent target, paused runs no inference.
 """
@@ -30,8 +30,8 @@ import torch
 from torch import nn
 
 from rlrun.agents.sac import SquashedGaussianActor
-from rlrun.deploy.modes import AgentMode, applies_changes, max_change, parse_mode, runs_inference
 from rlrun.errors import CheckpointError
+from rlrun.governance.modes import AgentMode, applies_changes, max_change, parse_mode, runs_inference
 
 log = logging.getLogger("rlrun.deploy")
 

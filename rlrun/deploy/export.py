@@ -1,4 +1,5 @@
-"""`rlrun export run=<dir> format=fixedpoint [--verify]` and the fixed-point agent used for deployment.
+"""Export a trained actor to the fixed-point format, and the fixed-point agent used for deployment
+(`rlrun export` is rlrun.commands.export).
 
 Export: the run's actor (best checkpoint unless `checkpoint=` says otherwise) becomes a FixedPointMLP:
 int64 weights at scale 10^8 in `<run>/export/fixedpoint/policy.int64` plus `policy.json` (layer sizes,
@@ -22,8 +23,6 @@ the next `act` reloads it from the agent or export it was made from.
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlrun.deploy.fixedpoint import SCALE, TANH_MODES, FixedPointMLP, from_fixed, to_fixed
-from rlrun.errors import CheckpointError, ConfigError
+from rlrun.deploy.fixedpoint import FixedPointMLP, from_fixed, to_fixed
+from rlrun.errors import ConfigError
 
 SUPPORTED_LAYERS = "Linear, ReLU, Tanh, Identity"
 INFERENCE_MODES = ("float", "fixedpoint")
@@ -189,138 +188,3 @@ def wrap_for_inference(agent: Any, inference: str = "float", tanh: str = "pade")
     if inference not in INFERENCE_MODES:
         raise ConfigError(f"inference={inference!r}; allowed: {', '.join(INFERENCE_MODES)}")
     return agent if inference == "float" else FixedPointAgent.from_agent(agent, tanh)
-
-
-# ---- run directory -----------------------------------------------------------------------------------
-
-
-def load_run_agent(run_dir: Path, which: str = "best") -> tuple[Any, Any, Any, Path, int]:
-    """(cfg, env, agent with the checkpoint's weights, checkpoint path, step) of a run directory."""
-    from rlrun.build import build_agent, build_env
-    from rlrun.checkpoint import load_checkpoint, resolve_checkpoint
-    from rlrun.evaluate import load_run_config
-
-    cfg = load_run_config(run_dir)
-    path = resolve_checkpoint(run_dir, which)
-    ckpt = load_checkpoint(path)
-    env = build_env(cfg)
-    agent = build_agent(cfg, env)
-    try:
-        agent.load_state_dict(ckpt["agent"])
-    except (KeyError, RuntimeError) as e:
-        raise CheckpointError(f"checkpoint {path} does not match the run's agent config ({e})") from None
-    step = int(ckpt.get("trainer", {}).get("step", -1))
-    return cfg, env, agent, path, step
-
-
-def verification_observations(env: Any, agent: Any, n: int, seed: int, source: str) -> np.ndarray:
-    """N observations: those the float policy meets in the env (source=env) or uniform over the box."""
-    space = env.observation_space
-    if source == "uniform":
-        rng = np.random.default_rng(seed)
-        low = np.maximum(np.asarray(space.low, dtype=np.float64), -10.0)
-        high = np.minimum(np.asarray(space.high, dtype=np.float64), 10.0)
-        return rng.uniform(low, high, size=(n, *space.shape))
-    out: list[np.ndarray] = []
-    episode = 0
-    while len(out) < n:
-        obs, _ = env.reset(seed=seed + episode)
-        done = False
-        while not done and len(out) < n:
-            out.append(np.asarray(obs, dtype=np.float64))
-            obs, _, terminated, truncated, _ = env.step(agent.act(obs, explore=False))
-            done = terminated or truncated
-        episode += 1
-    return np.stack(out)
-
-
-def verify(
-    engine: FixedPointMLP, float_fn: Callable[[np.ndarray], np.ndarray], obs: np.ndarray
-) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    y_fixed = from_fixed(engine.forward(to_fixed(obs)))
-    t_fixed = time.perf_counter() - t0
-    y_float = float_fn(obs)
-    diff = np.abs(y_fixed - y_float)
-    return {
-        "observations": int(obs.shape[0]),
-        "max_abs_diff": float(diff.max()),
-        "mean_abs_diff": float(diff.mean()),
-        "per_output_max_abs_diff": diff.max(axis=0).tolist(),
-        "fixedpoint_obs_per_s": float(obs.shape[0] / max(t_fixed, 1e-9)),
-    }
-
-
-def _parse(args: list[str]) -> dict[str, str]:
-    allowed = {"run", "format", "checkpoint", "out", "tanh", "verify", "n", "seed", "obs", "tolerance"}
-    kv: dict[str, str] = {}
-    for arg in args:
-        if arg == "--verify":
-            kv["verify"] = "true"
-            continue
-        key, sep, value = arg.partition("=")
-        if not sep or key not in allowed:
-            raise ConfigError(
-                f"unexpected argument {arg!r}; expected --verify or key=value with key in: "
-                f"{', '.join(sorted(allowed))}"
-            )
-        kv[key] = value
-    return kv
-
-
-def export_command(args: list[str]) -> int:
-    kv = _parse(args)
-    if "run" not in kv:
-        raise ConfigError("rlrun export needs run=<run directory>")
-    fmt = kv.get("format", "fixedpoint")
-    if fmt != "fixedpoint":
-        raise ConfigError(f"format={fmt!r} is not supported; allowed: fixedpoint")
-    tanh = kv.get("tanh", "pade")
-    if tanh not in TANH_MODES:
-        raise ConfigError(f"tanh={tanh!r} is not supported; allowed: {', '.join(TANH_MODES)}")
-    do_verify = kv.get("verify", "false").lower() in ("1", "true", "yes")
-    source = kv.get("obs", "env")
-    if source not in ("env", "uniform"):
-        raise ConfigError(f"obs={source!r}; allowed: env, uniform")
-    try:
-        n = int(kv.get("n", 1000))
-        seed = int(kv.get("seed", 0))
-        tolerance = float(kv.get("tolerance", 1e-4))
-    except ValueError:
-        raise ConfigError("n and seed must be integers, tolerance a number") from None
-    if n < 1:
-        raise ConfigError(f"n must be >= 1, got {n}")
-    run_dir = Path(kv["run"])
-    torch.set_num_threads(1)
-    cfg, env, agent, ckpt_path, step = load_run_agent(run_dir, kv.get("checkpoint", "best"))
-    meta = {
-        "source": {
-            "run": str(run_dir),
-            "checkpoint": str(ckpt_path),
-            "step": step,
-            "agent": str(cfg.agent.get("_target_")),
-            "env": str(cfg.env.get("_target_")),
-        }
-    }
-    engine = fixedpoint_from_agent(agent, tanh, meta)
-    out = Path(kv["out"]) if "out" in kv else run_dir / "export" / "fixedpoint"
-    bin_path, json_path = engine.save(out)
-    header = engine.header()
-    print(
-        f"exported {'-'.join(map(str, engine.layer_sizes))} actor "
-        f"({header['num_params']:,} int64 parameters, "
-        f"scale {SCALE:.0e}, tanh={tanh}) to {bin_path} + {json_path.name}; {header['checksum']}"
-    )
-    if not do_verify:
-        return 0
-    obs = verification_observations(env, agent, n, seed, source)
-    report = verify(FixedPointMLP.load(out), float_actor(agent), obs)
-    report.update({"tolerance": tolerance, "obs_source": source, "tanh": tanh})
-    (out / "verify.json").write_text(json.dumps(report, indent=2) + "\n")
-    ok = report["max_abs_diff"] <= tolerance
-    print(
-        f"verify: {report['observations']} observations ({source}): max |float - fixed| = "
-        f"{report['max_abs_diff']:.3g}, mean = {report['mean_abs_diff']:.3g} "
-        f"({'within' if ok else 'EXCEEDS'} tolerance {tolerance:g}); wrote {out / 'verify.json'}"
-    )
-    return 0 if ok else 1

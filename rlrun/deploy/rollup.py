@@ -28,15 +28,11 @@ recommendation for that observation (computed with the fixed-point engine). It w
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from rlrun.errors import CheckpointError, ConfigError
 
 L2_BLOCK_TIME_FRACTION = 0.1
 L2_BLOCK_TIME_RANGE_MS = (200, 2000)
@@ -113,71 +109,3 @@ def optimize_rollup_gas(observation: Mapping[str, float] | Sequence[float] | np.
         "defer_settlement": bool(level == "high" and o["failed_tx_ratio"] > 0.1),
         "informational": True,
     }
-
-
-# ---- `rlrun advise run=<dir> [steps=N] [seed=S] [checkpoint=best|last|<path>]` ---------------------------
-
-
-def advise_command(args: list[str]) -> int:
-    from omegaconf import OmegaConf
-
-    from rlrun.build import build_env
-    from rlrun.evaluate import load_run_config, parse_keyvalues
-
-    kv = parse_keyvalues(
-        args,
-        {
-            "run": "run directory",
-            "steps": "observation intervals to simulate",
-            "seed": "simulation seed",
-            "checkpoint": "best|last|<path>",
-        },
-    )
-    if "run" not in kv:
-        raise ConfigError("rlrun advise needs run=<run directory>")
-    try:
-        steps = int(kv.get("steps", 5))
-        seed = int(kv.get("seed", 0))
-    except ValueError:
-        raise ConfigError("steps and seed must be integers") from None
-    if steps < 1:
-        raise ConfigError(f"steps must be >= 1, got {steps}")
-    run_dir = Path(kv["run"])
-    cfg = load_run_config(run_dir)
-    target = str(cfg.env.get("_target_", ""))
-    if not target.endswith("ConsensusEnv"):
-        raise ConfigError(f"rlrun advise needs a consensus run (env=consensus); {run_dir} has env {target}")
-    cfg = OmegaConf.merge(
-        cfg, {"env": {"agent_mode": "shadow", "log_dir": None}}
-    )  # observe only, log nothing
-    env = build_env(cfg)
-    policy = None
-    note = None
-    try:
-        from rlrun.deploy.export import FixedPointAgent, load_run_agent
-
-        _, _, agent, ckpt_path, _ = load_run_agent(run_dir, kv.get("checkpoint", "best"))
-        policy = FixedPointAgent.from_agent(agent)
-    except CheckpointError as e:
-        note = f"no policy recommendation: {e}"
-    obs, _ = env.reset(seed=seed)
-    info: dict[str, Any] = {}
-    for _ in range(steps):
-        action = policy.act(obs) if policy is not None else np.zeros(env.action_space.shape, dtype=np.float32)
-        obs, _, _, _, info = env.step(action)
-    raw = env.raw_observation()
-    report: dict[str, Any] = {
-        "run": str(run_dir),
-        "simulated_blocks": int(info.get("block_height", 0)),
-        "observation": raw,
-        "rollup_profile": suggest_rollup_profile(raw),
-        "rollup_gas": optimize_rollup_gas(raw),
-    }
-    if policy is not None:  # what the policy recommends for this observation (Shadow: nothing is applied)
-        decision = env.governor.decide(policy.act(obs))
-        report["policy_recommendation"] = decision.recommended
-        report["policy_checkpoint"] = str(ckpt_path)
-    if note:
-        report["note"] = note
-    print(json.dumps(report, indent=2))
-    return 0

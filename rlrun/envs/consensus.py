@@ -27,7 +27,7 @@ normal operation; the raw values are in `info` under the same names.
 
 Action: 5 values in [-1, 1] (ACTION_NAMES): block_time_delta, gas_price_delta, validator_set_size_delta
 (recommended and logged, never applied), pool_weight_rpos_delta, pool_weight_dpos_delta. Each moves its
-parameter by a * max_change of the agent mode relative to the current value (rlrun.deploy.modes), clamped
+parameter by a * max_change of the agent mode relative to the current value (rlrun.governance.modes), clamped
 to PARAMETER_BOUNDS; rpos + dpos weights are capped at 0.95 so the plain PoS pool keeps at least 5%.
 
 Reward (seed's weights, from the `reward` group, which must sum to exactly 1.0):
@@ -37,7 +37,7 @@ Reward (seed's weights, from the `reward` group, which must sum to exactly 1.0):
 Agent modes: Shadow (default per the seed: nothing is applied, recommendations go to `shadow.jsonl`),
 Conservative (+-10%), Autonomous (+-25%), Paused (no observation: the returned observation is the last one
 collected; the action is ignored). `enabled=false` switches the RL engine off (static defaults: the
-baseline). The circuit breaker (rlrun.deploy.circuit_breaker) checks every block; when it triggers, all
+baseline). The circuit breaker (rlrun.governance.circuit_breaker) checks every block; when it triggers, all
 tuned parameters revert to their defaults, the agent is paused until it clears, `info["agent_reload"]` asks
 the caller to reload its in-memory agent from the checkpoint, and a `circuit_breaker_triggered` event is
 written to `events.jsonl` (when `log_dir` is set) and returned in `info["events"]`.
@@ -53,10 +53,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rlrun.deploy.circuit_breaker import CircuitBreaker
-from rlrun.deploy.modes import AgentMode, JsonlLog, ParameterGovernor, TunedParameter, parse_mode
 from rlrun.envs.consensus_sim.chain import BlockRecord, ChainParams, ChainSim, SimConfig
 from rlrun.errors import ConfigError
+from rlrun.governance.circuit_breaker import CircuitBreaker
+from rlrun.governance.modes import AgentMode, JsonlLog, ParameterGovernor, TunedParameter, parse_mode
 
 OBSERVATION_NAMES = (
     "block_utilization",

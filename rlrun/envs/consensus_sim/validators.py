@@ -7,7 +7,7 @@ Three validator pools, as in QoreChain's triple-pool PoS (the seed tunes the RPo
 - rpos  many small operators whose power is also weighted by reputation, spread over all regions, slower
         links and less reliable; least likely to extract MEV.
 A pool's weight is the share of total voting power it receives; inside a pool power follows stake (times
-the reputation multiplier of `rlrun.deploy.detmath` for rpos). Moving weight towards rpos spreads power
+the reputation multiplier of `rlrun.governance.detmath` for rpos). Moving weight towards rpos spreads power
 over many small validators (lower Gini, less MEV) at the cost of slower, less reliable quorums.
 
 Liveness is a two-state Markov chain per validator (mean outage `1/P_UP` blocks, availability =
@@ -27,7 +27,7 @@ import functools
 
 import numpy as np
 
-from rlrun.deploy import detmath
+from rlrun.governance import detmath
 
 POOLS = ("rpos", "dpos", "pos")
 RPOS, DPOS, POS = 0, 1, 2

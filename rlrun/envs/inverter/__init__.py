@@ -7,7 +7,7 @@ The offline, model-based pipeline of seed 002 (about 10 min on one CPU core; D =
     # forward dynamics model + policy learned through it (seed steps 2 and 6)
     rlrun train env=inverter agent=dynamics dataset=$D total_steps=8000 agent.policy_start=3000 \\
         eval_every=0 hydra.run.dir=outputs/train/inverter-dynamics/pipeline
-    python -m rlrun.agents.dynamics run=outputs/train/inverter-dynamics/pipeline     # k-step error table
+    rlrun dynamics-report run=outputs/train/inverter-dynamics/pipeline     # k-step error table
     # behaviour-cloning warm start + SAC/CQL(H) from the dataset alone (seed steps 3 and 4)
     rlrun train env=inverter agent=cql dataset=$D total_steps=20000 agent.bc_steps=1000 agent.gamma=0.9 \\
         agent.layer_norm=true agent.actor_hidden=[128,128] agent.critic_hidden=[128,128] \\
@@ -18,7 +18,7 @@ The offline, model-based pipeline of seed 002 (about 10 min on one CPU core; D =
         agent.layer_norm=true agent.actor_hidden=[128,128] agent.critic_hidden=[128,128] \\
         total_steps=20000 eval_every=0 hydra.run.dir=outputs/train/inverter-sac-finetune/pipeline
     # held-out days: learned policies next to PI and "do nothing", in the simulator and with the model
-    python -m rlrun.envs.inverter.compare run=outputs/train/inverter-dynamics/pipeline \\
+    rlrun inverter-compare run=outputs/train/inverter-dynamics/pipeline \\
         run=outputs/train/inverter-cql/pipeline run=outputs/train/inverter-sac-finetune/pipeline \\
         checkpoint=last episodes=24 model=outputs/train/inverter-dynamics/pipeline
 
