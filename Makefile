@@ -37,6 +37,7 @@ bench:
 
 lint: install
 	$(VENV)/bin/ruff check rlrun tests bench
+	$(VENV)/bin/lint-imports --no-cache
 
 tensorboard: install
 	$(VENV)/bin/tensorboard --logdir outputs

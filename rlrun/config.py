@@ -22,7 +22,9 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from rlrun.collect.pool import VECTOR_MODES
 from rlrun.errors import ConfigError
+from rlrun.instantiate import locate, parameters
 
 
 @dataclass
@@ -124,7 +126,6 @@ def validate_agent_ranges(agent: DictConfig) -> None:
         raise ConfigError(f"agent.batch_size must be >= 1, got {agent.batch_size}")
 
 
-VECTOR_MODES = ("sync", "async", "ray")
 
 
 def validate_vector(cfg: DictConfig) -> None:
@@ -153,34 +154,6 @@ INJECTED = {
     "agent": {"observation_space", "action_space", "device", "seed"},
     "replay": {"observation_space", "action_space", "gamma", "device", "seed", "num_envs"},
 }
-
-
-def locate(path: str) -> Any:
-    module_name, _, attr = path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"_target_ {path!r} cannot be imported: {e}") from None
-
-
-def parameters(target: Any) -> tuple[dict[str, inspect.Parameter], bool]:
-    """Named parameters of a class or function, following **kwargs up a class hierarchy."""
-    params: dict[str, inspect.Parameter] = {}
-    funcs = [c.__init__ for c in target.__mro__ if "__init__" in vars(c)] if inspect.isclass(target) else [target]
-    for func in funcs:
-        sig = inspect.signature(func)
-        hints = typing.get_type_hints(func) if func is not object.__init__ else {}
-        open_kwargs = False
-        for name, p in sig.parameters.items():
-            if name == "self" or p.kind is p.VAR_POSITIONAL:
-                continue
-            if p.kind is p.VAR_KEYWORD:
-                open_kwargs = True
-                continue
-            params.setdefault(name, p.replace(annotation=hints.get(name, p.annotation)))
-        if not open_kwargs:
-            return params, False
-    return params, True
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:

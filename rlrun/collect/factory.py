@@ -14,15 +14,13 @@ from omegaconf import DictConfig, OmegaConf
 
 import rlrun.envs  # noqa: F401  (registers rlrun/<Name>-v0 ids)
 from rlrun.errors import ConfigError
-from rlrun.instantiate import instantiate_node
+from rlrun.instantiate import instantiate_node, locate, parameters
 
 
 def make_env(env_cfg: DictConfig, log_dir: Path | None = None, evaluation: bool = False) -> gym.Env:
     """`log_dir`: where envs that keep their own logs (the consensus env's shadow-mode and circuit-breaker
     event files) write them, unless the config names a directory itself. `evaluation`: apply the env class's
     `eval_kwargs` (e.g. the inverter's held-out days, `split=test`) so evaluation never sees training data."""
-    from rlrun.config import locate, parameters
-
     target = locate(env_cfg._target_)
     extra: dict[str, Any] = dict(getattr(target, "eval_kwargs", {})) if evaluation else {}
     if log_dir is not None and "log_dir" in parameters(target)[0] and not env_cfg.get("log_dir"):

@@ -33,8 +33,9 @@ import numpy as np
 from gymnasium import spaces
 
 from rlrun.collect.factory import EnvFactory
-from rlrun.config import VECTOR_MODES
 from rlrun.errors import ConfigError, EnvCopyError
+
+VECTOR_MODES = ("sync", "async", "ray")
 
 
 @dataclass

@@ -1,9 +1,7 @@
-"""Deployment-side pieces of a consensus-tuning policy (seed 001).
+"""Deployment of trained policies (above agents and envs; governance itself is rlrun.governance):
 
 - `fixedpoint`      int64 fixed-point (scale 10^8) MLP format and a pure-integer inference engine
-- `detmath`         deterministic math on 18-digit fixed-point decimals (IntegerSqrt, ln, exp, sigmoid, ...)
-- `modes`           agent modes Shadow / Conservative / Autonomous / Paused and the bounded parameter update
-- `circuit_breaker` the block-time health check that reverts RL-tuned parameters
-- `rollup`          informational rollup advisory functions and `rlrun advise`
-- `export`          `rlrun export run=<dir> format=fixedpoint [--verify]` and the fixed-point agent wrapper
+- `export`          the fixed-point export of an actor and the fixed-point agent wrapper (`rlrun export`)
+- `controller`      the deployed inverter controller (modes, fallback)
+- `rollup`          informational rollup advisory functions (`rlrun advise`)
 """
