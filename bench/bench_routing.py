@@ -148,7 +148,7 @@ def parse_for_seed(v: list[float], layout, region: np.ndarray) -> tuple:
 def main() -> None:
     set_threads(1)
     env = RelayEnv(load=300.0, episode_ms=10000.0)
-    agent = QRouting(env.observation_space, env.action_space, epsilon_start=0.02, seed=0)
+    agent = QRouting(env.observation_space, env.action_space, eps_start=0.02, seed=0)
     decisions = record_decisions(env, 20000)
     for obs in decisions[:2000]:  # fill the table a little so lookups hit
         agent.act(obs, True)
@@ -177,7 +177,7 @@ def main() -> None:
     ref_obs = len(decisions) / (time.perf_counter() - t0)
 
     # a whole online step, as the trainer runs it: env.step + act + update(batch of 1)
-    train_agent = QRouting(env.observation_space, env.action_space, epsilon_start=0.02, seed=0)
+    train_agent = QRouting(env.observation_space, env.action_space, eps_start=0.02, seed=0)
     obs, _ = env.reset(seed=1)
     steps, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < 3.0:
@@ -225,7 +225,7 @@ def run_episode(env: RelayEnv, agent, *, seed: int, learn: bool, record: list | 
 
 
 def routers(env: RelayEnv) -> dict:
-    kw = {"epsilon_start": 0.05, "epsilon_decay": 1e-4, "seed": 0}
+    kw = {"eps_start": 0.05, "eps_decay": 0.9999, "seed": 0}
     return {
         "shortest_path": (ShortestPathRouter(env.observation_space, env.action_space), False),
         "random_neighbour": (RandomNeighbourRouter(env.observation_space, env.action_space, seed=0), False),
@@ -339,7 +339,7 @@ def bl_env(load_per_tick: float, ticks: float, decide_at: str) -> RelayEnv:
 
 def bl_routers(env: RelayEnv) -> dict:
     """Greedy learners (no epsilon) from empty tables; unseen hops start at the distance prior."""
-    greedy = {"epsilon_start": 0.0, "epsilon_min": 0.0, "alpha": 0.5, "seed": 0}
+    greedy = {"eps_start": 0.0, "eps_end": 0.0, "alpha": 0.5, "seed": 0}
     return {
         "shortest path": (ShortestPathRouter(env.observation_space, env.action_space), False),
         "tabular": (QRouting(env.observation_space, env.action_space, gamma=1.0, cold_start=0.0, **greedy), True),

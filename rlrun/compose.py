@@ -75,6 +75,11 @@ def one_line(e: Exception, overrides: list[str], config_dir: str | None = None) 
         parent = key.rpartition(".")[0]
         allowed = keys_of(parent, [o for o in overrides if not o.startswith(key + "=")], config_dir)
         hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+        from rlrun.config import renamed_hint
+
+        renamed = renamed_hint(key)
+        if renamed:
+            return f"{key} is not a config key{renamed}"
         return f"{key} is not a config key{hint} (to add a new key use +{key}=...)"
     full_key = ""
     for line in msg.splitlines():

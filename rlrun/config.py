@@ -181,6 +181,24 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
+# The glossary's renames (docs/GLOSSARY.md): an old key is refused with its new name.
+RENAMED = {
+    "agent.eps_min": "agent.eps_end",
+    "agent.epsilon_min": "agent.eps_end",
+    "agent.epsilon_start": "agent.eps_start",
+    "agent.epsilon_decay": "agent.eps_decay, now the factor per decision (1 - the old value)",
+    "reward.alpha": "reward.latency_weight",
+    "reward.beta": "reward.throughput_weight",
+    "reward.gamma": "reward.orphan_weight (the discount is agent.gamma)",
+}
+
+
+def renamed_hint(key: str) -> str:
+    """'; it was renamed to X' when `key` is a name the glossary retired, else ''."""
+    new = RENAMED.get(key)
+    return f"; it was renamed to {new}" if new else ""
+
+
 def validate_target(node: DictConfig, group: str) -> None:
     target = locate(node._target_)
     params, open_kwargs = parameters(target)
@@ -194,7 +212,8 @@ def validate_target(node: DictConfig, group: str) -> None:
         if key not in params:
             if open_kwargs:
                 continue
-            raise ConfigError(f"{group}.{key} is not a parameter of {node._target_}; allowed: {', '.join(allowed)}")
+            hint = renamed_hint(f"{group}.{key}") or f"; allowed: {', '.join(allowed)}"
+            raise ConfigError(f"{group}.{key} is not a parameter of {node._target_}{hint}")
         value = values[key]
         annotation = params[key].annotation
         if not _type_ok(value, annotation):

@@ -88,7 +88,7 @@ def test_episode_truncates_after_episode_steps_and_info_is_complete():
 
 
 def test_reward_is_the_map_formula_with_configured_weights():
-    w = {"alpha": 0.5, "beta": 0.004, "gamma": 15.0}
+    w = {"latency_weight": 0.5, "throughput_weight": 0.004, "orphan_weight": 15.0}
     env = small_env(reward=w)
     env.reset(seed=1)
     for _ in range(3):
@@ -220,8 +220,8 @@ def test_non_finite_actions_raise_a_clear_error():
         ({"network": {"region_shares": [0.2] * 6}}, "env.network.region_shares"),
         ({"network": {"latency_ms": [[10.0, 20.0]]}}, "env.network.latency_ms"),
         ({"transactions": {"rate_tps": -3.0}}, "env.transactions.rate_tps"),
-        ({"reward": {"alpha": -1.0}}, "reward.alpha"),
-        ({"reward": {"alpha": 1.0, "delta": 2.0}}, "reward.delta"),
+        ({"reward": {"latency_weight": -1.0}}, "reward.latency_weight"),
+        ({"reward": {"latency_weight": 1.0, "delta": 2.0}}, "reward.delta"),
     ],
 )
 def test_bad_config_raises_config_error_naming_the_key(kwargs, key):
@@ -237,11 +237,11 @@ def test_registered_id_and_hydra_config_select_the_blockchain_reward():
     from rlrun.build import build_env
 
     cfg = compose(["env=blockchain", "agent=ddpg", "env.network.nodes=20"])
-    assert dict(cfg.reward) == {"alpha": 1.0, "beta": 0.003, "gamma": 10.0}
+    assert dict(cfg.reward) == {"latency_weight": 1.0, "throughput_weight": 0.003, "orphan_weight": 10.0}
     built = build_env(cfg)
     assert isinstance(built, BlockchainEnv) and built.net_spec.nodes == 20
-    cfg = compose(["env=blockchain", "agent=ddpg", "reward.gamma=3.0"])
-    assert build_env(cfg).weights["gamma"] == 3.0
+    cfg = compose(["env=blockchain", "agent=ddpg", "reward.orphan_weight=3.0"])
+    assert build_env(cfg).weights["orphan_weight"] == 3.0
 
 
 def test_fixed_topology_is_shared_across_episodes():

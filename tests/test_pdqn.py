@@ -202,7 +202,7 @@ def test_inverting_gradients_average_over_the_batch_once():
 def test_shared_layout_sends_the_chosen_slice_and_rebuilds_it_from_replay():
     space = spaces.Tuple((spaces.Discrete(3), spaces.Box(np.array([0.0, 10.0], np.float32),
                                                          np.array([1.0, 20.0], np.float32))))
-    agent = PDQN(OBS, space, layout="shared", q_hidden=[16], param_hidden=[16], eps_start=0.0, eps_min=0.0)
+    agent = PDQN(OBS, space, layout="shared", q_hidden=[16], param_hidden=[16], eps_start=0.0, eps_end=0.0)
     assert agent.param_dim == 6  # one (block_size, interval)-style pair per strategy
     k, x = agent.act(np.zeros(4, np.float32), explore=False)
     assert space.contains((k, x)) and x.shape == (2,)
@@ -250,14 +250,14 @@ def test_discrete_start_offset_round_trips():
 
 
 def test_epsilon_schedules():
-    agent = PDQN(OBS, hybrid(), layout="per_action", eps_start=1.0, eps_min=0.05, eps_decay=0.5)
+    agent = PDQN(OBS, hybrid(), layout="per_action", eps_start=1.0, eps_end=0.05, eps_decay=0.5)
     for _ in range(3):
         agent.on_episode_end()
     assert agent.epsilon == pytest.approx(0.125)
     for _ in range(10):
         agent.on_episode_end()
     assert agent.epsilon == pytest.approx(0.05)
-    lin = PDQN(OBS, hybrid(), layout="per_action", eps_schedule="linear", eps_decay_steps=100, eps_min=0.1)
+    lin = PDQN(OBS, hybrid(), layout="per_action", eps_schedule="linear", eps_decay_steps=100, eps_end=0.1)
     lin.on_step(50)
     assert lin.epsilon == pytest.approx(0.55)
     lin.on_step(1000)
@@ -267,7 +267,7 @@ def test_epsilon_schedules():
 @pytest.mark.parametrize("random_params", [True, False])
 def test_epsilon_greedy_explores_with_probability_epsilon(random_params):
     agent = PDQN(OBS, hybrid(), layout="per_action", q_hidden=[16], param_hidden=[16], eps_start=0.3,
-                 eps_min=0.3, eps_random_params=random_params, noise_sigma=0.0)
+                 eps_end=0.3, eps_random_params=random_params, noise_sigma=0.0)
     obs = np.zeros(4, np.float32)
     greedy_k, greedy_x = agent.act(obs, explore=False)
     acts = [agent.act(obs, explore=True) for _ in range(4000)]
@@ -319,8 +319,8 @@ def test_space_and_option_errors():
     assert PDQN(OBS, hybrid(k=3, dim=6), layout="per_action", param_sizes=[1, 2, 3]).param_sizes == [1, 2, 3]
     with pytest.raises(ConfigError, match="agent.layout"):
         PDQN(OBS, hybrid(), layout="mixed")
-    with pytest.raises(ConfigError, match="eps_min"):
-        PDQN(OBS, hybrid(), eps_min=0.5, eps_start=0.1)
+    with pytest.raises(ConfigError, match="eps_end"):
+        PDQN(OBS, hybrid(), eps_end=0.5, eps_start=0.1)
     unbounded = spaces.Tuple((spaces.Discrete(2), spaces.Box(-np.inf, np.inf, (2,), np.float32)))
     with pytest.raises(ConfigError, match="bounded"):
         PDQN(OBS, unbounded)

@@ -79,7 +79,7 @@ def follow_one_message(env: RelayEnv, agent: QRouting, check) -> None:
 
 def test_tabular_update_is_the_seeds_rule():
     env = RelayEnv(load=30.0, episode_ms=5000.0)
-    agent = make(env, alpha=0.3, gamma=0.8, epsilon_start=0.0, epsilon_min=0.0)
+    agent = make(env, alpha=0.3, gamma=0.8, eps_start=0.0, eps_end=0.0)
 
     def check(first, s_prime):
         key = (first["node"], first["dst"], 0)
@@ -96,7 +96,7 @@ def test_tabular_update_is_the_seeds_rule():
 
 def test_boyan_littman_update_uses_the_next_relays_estimate():
     env = RelayEnv(load=30.0, episode_ms=5000.0)
-    agent = make(env, variant="boyan_littman", alpha=0.5, epsilon_start=0.0, epsilon_min=0.0)
+    agent = make(env, variant="boyan_littman", alpha=0.5, eps_start=0.0, eps_end=0.0)
 
     def check(first, s_prime):
         idx = (0, first["node"], first["dst"], first["hop"])
@@ -115,7 +115,7 @@ def test_boyan_littman_update_uses_the_next_relays_estimate():
 
 def test_terminal_hops_use_the_reward_alone():
     env = RelayEnv(load=30.0, episode_ms=3000.0)
-    agent = make(env, alpha=1.0, epsilon_start=0.0, epsilon_min=0.0)
+    agent = make(env, alpha=1.0, eps_start=0.0, eps_end=0.0)
     delivered = []
 
     def record(obs, action, reward, next_obs, info):
@@ -151,7 +151,7 @@ def test_select_next_hop_api():
 def test_allow_deny_and_regions_are_never_violated_even_when_exploring():
     env = RelayEnv(load=150.0, episode_ms=3000.0)
     deny = [14, 21]
-    agent = make(env, epsilon_start=1.0, epsilon_min=1.0, deny=deny)  # every decision is a random one
+    agent = make(env, eps_start=1.0, eps_end=1.0, deny=deny)  # every decision is a random one
     chosen, violations, refused = [], [], []
 
     def record(obs, action, reward, next_obs, info):
@@ -182,7 +182,7 @@ def test_allow_deny_and_regions_are_never_violated_even_when_exploring():
     )
     assert at_zero and all(at_zero)
     allow = [int(n) for n in range(env.n) if n % 2 == 0]
-    agent = make(env, allow=allow, epsilon_start=1.0, epsilon_min=1.0)
+    agent = make(env, allow=allow, eps_start=1.0, eps_end=1.0)
     picks = []
     episode(env, agent, seed=3, learn=False, on_step=lambda o, a, r, n, i: picks.append((agent.spec.decode(o), a)))
     forwarded = [int(d.cand_ids[np.flatnonzero(d.slots == a)[0]]) for d, a in picks if a in d.slots]
@@ -192,7 +192,7 @@ def test_allow_deny_and_regions_are_never_violated_even_when_exploring():
 def test_pooled_state_encoding_keys_and_learning():
     """The seed's pooled (mean/min) state, quantised, behind the relay and destination."""
     env = RelayEnv(load=50.0, episode_ms=5000.0)
-    agent = make(env, state_encoding="pooled", epsilon_start=0.05, epsilon_decay=1e-4)
+    agent = make(env, state_encoding="pooled", eps_start=0.05, eps_decay=0.9999)
     for ep in range(2):
         episode(env, agent, seed=ep, learn=True)
     assert agent.q and all(len(k) == 3 + 12 for k in agent.q)
@@ -202,7 +202,7 @@ def test_pooled_state_encoding_keys_and_learning():
 
 def test_epsilon_decays_per_region():
     env = RelayEnv(load=100.0, episode_ms=2000.0)
-    agent = make(env, epsilon_decay=1e-3)
+    agent = make(env, eps_decay=0.999)
     episode(env, agent, seed=0, learn=True)
     assert set(agent.epsilon) == set(np.unique(env.region).tolist())
     assert all(0.02 <= e < 0.2 for e in agent.epsilon.values())
@@ -278,7 +278,7 @@ def test_low_load_delivers_like_shortest_path(variant):
     """(a) of the quality bar: with no congestion there is nothing to gain; Q-routing must not lose either."""
     env = RelayEnv(load=50.0, episode_ms=5000.0)
     sp = episode(env, ShortestPathRouter(env.observation_space, env.action_space), seed=100, learn=False)
-    agent = make(env, variant=variant, epsilon_start=0.05, epsilon_decay=1e-4)
+    agent = make(env, variant=variant, eps_start=0.05, eps_decay=0.9999)
     for ep in range(3):
         episode(env, agent, seed=ep, learn=True)
     learned = np.isfinite(agent.T).sum() if variant == "boyan_littman" else sum(len(r) for r in agent.q.values())
@@ -332,7 +332,7 @@ def test_high_load_q_routing_beats_shortest_path(variant):
     Q-routing learns to use the long bridge as well and cuts mean delivery time by more than half."""
     env = RelayEnv(load=380.0, episode_ms=10000.0)
     sp = episode(env, ShortestPathRouter(env.observation_space, env.action_space), seed=100, learn=False)
-    q = train_then_eval(env, make(env, variant=variant, epsilon_start=0.05, epsilon_decay=1e-4), episodes=5)
+    q = train_then_eval(env, make(env, variant=variant, eps_start=0.05, eps_decay=0.9999), episodes=5)
     assert q["delivery_ms_mean"] < 0.5 * sp["delivery_ms_mean"]
     assert q["delivery_ms_p95"] < 0.5 * sp["delivery_ms_p95"]
     assert q["delivery_ratio"] >= sp["delivery_ratio"] - 0.02
@@ -379,7 +379,7 @@ def test_recovers_after_a_link_degrades(variant):
     sp = windowed_ratio(
         degraded, ShortestPathRouter(degraded.observation_space, degraded.action_space), False, 100, edges
     )
-    agent = make(healthy, variant=variant, epsilon_start=0.05)
+    agent = make(healthy, variant=variant, eps_start=0.05)
     for ep in range(3):
         episode(healthy, agent, seed=ep, learn=True)
     q = windowed_ratio(degraded, agent, True, 100, edges)

@@ -126,7 +126,7 @@ def test_five_thousand_messages_in_flight_lose_no_update():
         ttl_ms=LONG_TTL,
         episode_ms=3600.0,
     )
-    agent = QRouting(env.observation_space, env.action_space, epsilon_start=0.0, epsilon_min=0.0)
+    agent = QRouting(env.observation_space, env.action_space, eps_start=0.0, eps_end=0.0)
     completed = []
     original = agent._complete
     agent._complete = lambda p, nxt, delivered=False: completed.append(nxt is not None) or original(p, nxt, delivered)

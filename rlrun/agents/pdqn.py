@@ -92,7 +92,7 @@ class PDQN(Agent):
         double_dqn: bool = False,
         loss: str = "mse",
         eps_start: float = 1.0,
-        eps_min: float = 0.05,
+        eps_end: float = 0.05,
         eps_decay: float = 0.995,
         eps_schedule: str = "episode",
         eps_decay_steps: int = 10000,
@@ -107,7 +107,7 @@ class PDQN(Agent):
     ) -> None:
         super().__init__(observation_space, action_space, device=device, seed=seed, gamma=gamma,
                          batch_size=batch_size)
-        self._check_options(layout, loss, eps_schedule, eps_start, eps_min, eps_decay, eps_decay_steps, tau,
+        self._check_options(layout, loss, eps_schedule, eps_start, eps_end, eps_decay, eps_decay_steps, tau,
                             param_tau, q_lr, param_lr)
         disc, box = action_space.spaces
         if not (np.all(np.isfinite(box.low)) and np.all(np.isfinite(box.high))) or len(box.shape) != 1:
@@ -132,7 +132,7 @@ class PDQN(Agent):
         self.tau, self.param_tau = float(tau), float(param_tau)
         self.double_dqn = bool(double_dqn)
         self.loss_kind = loss
-        self.eps_start, self.eps_min, self.eps_decay = float(eps_start), float(eps_min), float(eps_decay)
+        self.eps_start, self.eps_end, self.eps_decay = float(eps_start), float(eps_end), float(eps_decay)
         self.eps_schedule, self.eps_decay_steps = eps_schedule, int(eps_decay_steps)
         self.eps_random_params = bool(eps_random_params)
         self.epsilon = self.eps_start
@@ -164,14 +164,14 @@ class PDQN(Agent):
 
     # ---- validation ---------------------------------------------------------------------------------
     @staticmethod
-    def _check_options(layout, loss, eps_schedule, eps_start, eps_min, eps_decay, eps_decay_steps, tau,
+    def _check_options(layout, loss, eps_schedule, eps_start, eps_end, eps_decay, eps_decay_steps, tau,
                        param_tau, q_lr, param_lr) -> None:
         for key, value, allowed in (("layout", layout, LAYOUTS), ("loss", loss, LOSSES),
                                     ("eps_schedule", eps_schedule, EPS_SCHEDULES)):
             if value not in allowed:
                 raise ConfigError(f"agent.{key} must be one of {', '.join(allowed)}, got {value!r}")
-        if not 0.0 <= eps_min <= eps_start <= 1.0:
-            raise ConfigError(f"need 0 <= agent.eps_min <= agent.eps_start <= 1, got {eps_min}, {eps_start}")
+        if not 0.0 <= eps_end <= eps_start <= 1.0:
+            raise ConfigError(f"need 0 <= agent.eps_end <= agent.eps_start <= 1, got {eps_end}, {eps_start}")
         if not 0.0 < eps_decay <= 1.0:
             raise ConfigError(f"agent.eps_decay must be in (0, 1], got {eps_decay}")
         if eps_decay_steps < 1:
@@ -242,11 +242,11 @@ class PDQN(Agent):
     def on_step(self, step: int) -> None:
         if self.eps_schedule == "linear":
             frac = min(1.0, step / self.eps_decay_steps)
-            self.epsilon = self.eps_start + frac * (self.eps_min - self.eps_start)
+            self.epsilon = self.eps_start + frac * (self.eps_end - self.eps_start)
 
     def on_episode_end(self, env_index: int = 0) -> None:
         if self.eps_schedule == "episode":  # seed 000's decay_epsilon
-            self.epsilon = max(self.eps_min, self.epsilon * self.eps_decay)
+            self.epsilon = max(self.eps_end, self.epsilon * self.eps_decay)
         self.noise.end_episode(env_index)
 
     # ---- learning -----------------------------------------------------------------------------------

@@ -228,9 +228,9 @@ class QRouting(Agent):
         variant: str = "tabular",
         alpha: float = 0.1,
         gamma: float = 0.8,
-        epsilon_start: float = 0.2,
-        epsilon_min: float = 0.02,
-        epsilon_decay: float = 1e-5,
+        eps_start: float = 0.2,
+        eps_end: float = 0.02,
+        eps_decay: float = 0.99999,
         state_encoding: str = "node_dst",
         pool_bins: int = 4,
         per_class_heads: bool = False,
@@ -260,8 +260,8 @@ class QRouting(Agent):
             raise ConfigError(f"agent.state_encoding must be node_dst or pooled, got {state_encoding!r}")
         if not 0 < alpha <= 1 or not 0 <= gamma <= 1:
             raise ConfigError(f"agent.alpha must be in (0, 1] and agent.gamma in [0, 1], got {alpha}, {gamma}")
-        if not 0 <= epsilon_min <= epsilon_start <= 1 or not 0 <= epsilon_decay < 1:
-            raise ConfigError("agent.epsilon_* need 0 <= epsilon_min <= epsilon_start <= 1 and decay in [0, 1)")
+        if not 0 <= eps_end <= eps_start <= 1 or not 0 < eps_decay <= 1:
+            raise ConfigError("agent.eps_* need 0 <= eps_end <= eps_start <= 1 and eps_decay in (0, 1]")
         if not 0 < bandit_forget <= 1 or bandit_reg <= 0 or ucb_c < 0 or pool_bins < 1:
             raise ConfigError("agent.bandit_forget must be in (0, 1], bandit_reg > 0, ucb_c >= 0, pool_bins >= 1")
         if not 0 <= table_decay <= 1 or drop_penalty_ms < 0 or cold_start_ms < 0:
@@ -271,10 +271,10 @@ class QRouting(Agent):
             raise IncompatibleSpaceError(f"action space Discrete({action_space.n}) != relay slots {self.spec.d}")
         self.variant = variant
         self.alpha = float(alpha)
-        self.eps_start, self.eps_min, self.eps_decay = (
-            float(epsilon_start),
-            float(epsilon_min),
-            float(epsilon_decay),
+        self.eps_start, self.eps_end, self.eps_decay = (
+            float(eps_start),
+            float(eps_end),
+            float(eps_decay),
         )
         self.state_encoding = state_encoding
         self.pool_bins = int(pool_bins)
@@ -367,7 +367,7 @@ class QRouting(Agent):
         if explore:
             region = max(int(self.node_region[src]), 0)
             eps = self.epsilon.get(region, self.eps_start)
-            self.epsilon[region] = max(self.eps_min, eps * (1.0 - self.eps_decay))
+            self.epsilon[region] = max(self.eps_end, eps * self.eps_decay)
             if self.rng.random() < eps:
                 i = int(self.rng.integers(len(cands)))
         return i, cands, scores
@@ -744,7 +744,7 @@ class QRouting(Agent):
             "variant": self.variant,
             "alpha": self.alpha,
             "gamma": self.gamma,
-            "epsilon_start": self.eps_start,
+            "eps_start": self.eps_start,
             "per_class_heads": self.per_class,
             "state_encoding": self.state_encoding,
         }

@@ -33,7 +33,8 @@ Observation (each scaled to [0, 1]):
   log(1+prop_time_p90)/log(1+600 s), the block size and interval in force on [0, 1] of their ranges,
   blocks found / (2 * step_blocks), and (1 + sin, 1 + cos)/2 of the time of day (for the daily pattern).
 
-Reward (seed's MAP form): r = -alpha * latency_min + beta * throughput_tpm - gamma * orphan_rate with latency
+Reward (seed's MAP form, its alpha/beta/gamma named for what they weigh): r = -latency_weight * latency_min
++ throughput_weight * throughput_tpm - orphan_weight * orphan_rate with latency
 in minutes, throughput in confirmed transactions per minute and orphan_rate a fraction. The throughput term
 counts confirmations only up to the window's offered load (expected arrivals per second, info
 `offered_load`): a step lasts step_blocks intervals, so without the cap a slow step that lets transactions
@@ -41,7 +42,7 @@ pile up followed by a 1-second-interval step that confirms them in a few seconds
 "throughput" every other step, and alternating would beat any steady setting. info `throughput` is the
 uncapped rate.
 
-Scale: with the defaults (alpha 1, beta 3e-3, gamma 10; reward=blockchain) and 3 tx/s of demand, ~0.9 MB
+Scale: with the defaults (latency_weight 1, throughput_weight 3e-3, orphan_weight 10; reward=blockchain) and 3 tx/s of demand, ~0.9 MB
 blocks every ~18 s (100 nodes, flood) give latency 19 s, 3 tx/s and 1.7% stale blocks: -0.32 + 0.50 - 0.17,
 the three terms of one size. Bitcoin-like settings (1 MB / 600 s) give 18 min of latency (-18 per step).
 The terms are reported in info as reward_latency, reward_throughput, reward_orphan.
@@ -68,7 +69,7 @@ from rlrun.envs.chain.spec import check_keys, choice, integer, number
 from rlrun.envs.chain.tables import POOL_HASHPOWER
 from rlrun.errors import ConfigError
 
-REWARD_DEFAULTS = {"alpha": 1.0, "beta": 3e-3, "gamma": 10.0}
+REWARD_DEFAULTS = {"latency_weight": 1.0, "throughput_weight": 3e-3, "orphan_weight": 10.0}
 #: Bitcoin's protocol settings: ~1 MB blocks every 600 s, flooded to every peer (the static baseline)
 BITCOIN_LIKE = {"block_size_mb": 1.0, "block_interval_s": 600.0, "strategy": "flood"}
 OBS_BASIC = ["latency_to_peers_mean", "mempool_depth", "available_bandwidth", "recent_orphan_rate",
@@ -348,9 +349,9 @@ class BlockchainEnv(gym.Env):
     def reward_terms(self, m: dict[str, float]) -> dict[str, float]:
         w = self.weights
         return {
-            "reward_latency": -w["alpha"] * m["latency"] / 60.0,
-            "reward_throughput": w["beta"] * min(m["throughput"], m["offered_load"]) * 60.0,
-            "reward_orphan": -w["gamma"] * m["orphan_rate"],
+            "reward_latency": -w["latency_weight"] * m["latency"] / 60.0,
+            "reward_throughput": w["throughput_weight"] * min(m["throughput"], m["offered_load"]) * 60.0,
+            "reward_orphan": -w["orphan_weight"] * m["orphan_rate"],
         }
 
     # ---- Gymnasium API ------------------------------------------------------------------------------
