@@ -120,10 +120,6 @@ class Agent(abc.ABC):
         """Forget per-episode acting state (a controller's integrator, ...) without touching learning
         schedules; called before every evaluation episode."""
 
-    def hparams(self) -> dict[str, Any]:
-        """Scalar hyperparameters for TensorBoard's HParams view (the trainer adds the config's)."""
-        return {}
-
     # ---- persistence --------------------------------------------------------------------------------
     def modules(self) -> dict[str, Any]:
         """Named torch modules and optimisers to persist. Override in subclasses."""

@@ -190,6 +190,3 @@ class CQL(SAC):
         super().load_extra_state(state)
         with torch.no_grad():
             self.log_alpha_prime.fill_(float(state.get("log_alpha_prime", 0.0)))
-
-    def hparams(self) -> dict[str, Any]:
-        return {**super().hparams(), "cql_alpha": self.cql_alpha, "lagrange": self.lagrange}

@@ -158,6 +158,3 @@ class DDPG(Agent):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.noise.load_state_dict(state["noise"])
         self.updates = int(state["updates"])
-
-    def hparams(self) -> dict[str, Any]:
-        return {"noise_sigma_final": self.noise.sigma}

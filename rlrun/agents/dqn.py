@@ -191,6 +191,3 @@ class DQN(Agent):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.epsilon = float(state["epsilon"])
         self.updates = int(state["updates"])
-
-    def hparams(self) -> dict[str, Any]:
-        return {"masked": self.masked, "double": self.double}

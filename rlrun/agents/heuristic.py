@@ -130,6 +130,3 @@ class ExportPI(Agent):
         pe = state.get("prev_error")
         self._prev_error = None if pe is None else np.asarray(pe, dtype=np.float64)
         self._u = np.asarray(state.get("u", [0.0, 0.0, 0.0]), dtype=np.float64)
-
-    def hparams(self) -> dict[str, Any]:
-        return {"kp": self.kp, "ki": self.ki, "margin_w": self.margin_w}

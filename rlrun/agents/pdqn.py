@@ -345,9 +345,6 @@ class PDQN(Agent):
         self.noise.load_state_dict(state["noise"])
         self.updates = int(state["updates"])
 
-    def hparams(self) -> dict[str, Any]:
-        return {"epsilon_final": self.epsilon}
-
 
 class MPDQN(PDQN):
     """Multi-pass P-DQN: Q_k sees only x_k (other actions' parameters zeroed), K passes in one call."""

@@ -589,9 +589,6 @@ class PPO(Agent):
                 raise KeyError("checkpoint lacks the observation normaliser (trained without normalize_obs?)")
             self.obs_rms.load_state_dict(state["obs_rms"])
 
-    def hparams(self) -> dict[str, Any]:
-        return {"updates": self.updates}
-
 
 class A2C(PPO):
     """Synchronous advantage actor-critic: one gradient step per rollout on the whole of it, the plain policy

@@ -739,16 +739,6 @@ class QRouting(Agent):
         self.episode = int(state.get("episode", 0))
         self.refusals = int(state.get("refusals", 0))
 
-    def hparams(self) -> dict[str, Any]:
-        return {
-            "variant": self.variant,
-            "alpha": self.alpha,
-            "gamma": self.gamma,
-            "eps_start": self.eps_start,
-            "per_class_heads": self.per_class,
-            "state_encoding": self.state_encoding,
-        }
-
 
 def _find_key(data: Any, key: str) -> Any:
     """Depth-first search for `key` in nested dicts/lists (checkpoint layouts differ between versions)."""

@@ -276,6 +276,3 @@ class SAC(Agent):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.updates = int(state.get("updates", 0))
-
-    def hparams(self) -> dict[str, Any]:
-        return {"alpha_final": float(self.alpha), "target_entropy": self.target_entropy}

@@ -1,15 +1,6 @@
-"""Gymnasium environments shipped with rlrun, registered as rlrun/<Name>-v0.
-
-Contract every rlrun environment follows (besides the Gymnasium API and `check_env`):
-- Domain metrics go in `info` as plain floats (latency, throughput, orphan_rate, export_w, ...). The trainer
-  averages every numeric `info` key over an episode and logs it as `env/<key>`; evaluation reports them too.
-- Reward weights arrive as a constructor argument (`reward`, from the `reward` config group), never hard-coded.
-- `tensorboard_layout` (class attribute): a custom-scalars layout {category: {chart: ["Multiline", [tags]]}}
-  so the TensorBoard dashboard groups the env's metrics (e.g. its reward terms side by side).
-- Optional `get_state() -> dict` / `set_state(dict)`: plain-Python/ndarray snapshot of the simulator so a
-  checkpoint taken mid-episode resumes exactly. Envs without it restart the interrupted episode on resume.
-- Same seed -> same trajectory.
-"""
+"""Gymnasium environments shipped with rlrun, registered as rlrun/<Name>-v0. What an rlrun env promises and
+the optional hooks it may offer (default_action, get_state/set_state, eval_kwargs, tensorboard_layout, the
+log_dir argument) are documented once, in rlrun.envs.protocol.RlrunEnv."""
 
 from gymnasium.envs.registration import register, registry
 
