@@ -70,7 +70,7 @@ def follow_one_message(env: RelayEnv, agent: QRouting, check) -> None:
                 "hop": int(dec.cand_ids[j]),
                 "reward": reward,
                 "hop_ms": info["hop_ms"],
-                "prior": float(agent._prior(dec.feats[j : j + 1])[0]),
+                "prior": float(agent.learner.prior(dec.feats[j : j + 1])[0]),
             }
         agent.update(batch1(obs, action, reward, next_obs))
         obs = next_obs
@@ -83,13 +83,13 @@ def test_tabular_update_is_the_seeds_rule():
 
     def check(first, s_prime):
         key = (first["node"], first["dst"], 0)
-        assert agent.q.get(key, {}).get(first["hop"]) is None  # still pending: s' not seen yet
+        assert agent.learner.q.get(key, {}).get(first["hop"]) is None  # still pending: s' not seen yet
         nxt = agent.spec.decode(s_prime)
         cands, feats = agent._allowed_of(nxt)
-        q_next = agent._scores(nxt.node, nxt.dst, cands, feats, nxt.workload, 0, False).max()
+        q_next = agent.learner.scores(nxt.node, nxt.dst, cands, feats, nxt.workload, 0, False).max()
         agent.update(batch1(s_prime, agent.act(s_prime, False), 0.0, s_prime))
         expected = 0.7 * first["prior"] + 0.3 * (first["reward"] + 0.8 * q_next)
-        assert agent.q[key][first["hop"]][0] == pytest.approx(expected, rel=1e-6)
+        assert agent.learner.q[key][first["hop"]][0] == pytest.approx(expected, rel=1e-6)
 
     follow_one_message(env, agent, check)
 
@@ -100,15 +100,15 @@ def test_boyan_littman_update_uses_the_next_relays_estimate():
 
     def check(first, s_prime):
         idx = (0, first["node"], first["dst"], first["hop"])
-        assert np.isnan(agent.T[idx])
+        assert np.isnan(agent.learner.T[idx])
         nxt = agent.spec.decode(s_prime)
         cands, feats = agent._allowed_of(nxt)
-        t_next = -agent._scores(nxt.node, nxt.dst, cands, feats, nxt.workload, 0, False).max()  # min_z Q_y(d, z)
+        t_next = -agent.learner.scores(nxt.node, nxt.dst, cands, feats, nxt.workload, 0, False).max()  # min_z Q_y(d, z)
         assert nxt.prev == first["node"] and first["node"] not in cands  # split horizon
         agent.update(batch1(s_prime, agent.act(s_prime, False), 0.0, s_prime))
         expected = first["prior"] + 0.5 * (first["hop_ms"] + t_next - first["prior"])
-        assert agent.T[idx] == pytest.approx(expected, rel=1e-6)
-        assert agent.T_prior[idx] == pytest.approx(first["prior"])
+        assert agent.learner.T[idx] == pytest.approx(expected, rel=1e-6)
+        assert agent.learner.T_prior[idx] == pytest.approx(first["prior"])
 
     follow_one_message(env, agent, check)
 
@@ -127,7 +127,7 @@ def test_terminal_hops_use_the_reward_alone():
     episode(env, agent, seed=0, learn=True, on_step=record)
     assert len(delivered) > 20
     key, hop, reward = delivered[-1]
-    assert hop == key[1] and agent.q[key][hop][0] == pytest.approx(reward)  # alpha = 1: Q = r exactly
+    assert hop == key[1] and agent.learner.q[key][hop][0] == pytest.approx(reward)  # alpha = 1: Q = r exactly
 
 
 # ---- the seed's API and safety ---------------------------------------------------------------------------
@@ -195,7 +195,7 @@ def test_pooled_state_encoding_keys_and_learning():
     agent = make(env, state_encoding="pooled", eps_start=0.05, eps_decay=0.9999)
     for ep in range(2):
         episode(env, agent, seed=ep, learn=True)
-    assert agent.q and all(len(k) == 3 + 12 for k in agent.q)
+    assert agent.learner.q and all(len(k) == 3 + 12 for k in agent.learner.q)
     result = episode(env, agent, seed=100, learn=False)
     assert result["delivery_ratio"] > 0.95
 
@@ -234,8 +234,8 @@ def test_state_dict_round_trip_and_tables_per_region(tmp_path, variant):
         assert clone.act(obs, False) == agent.act(obs, False)
         obs, *_ = env.step(agent.act(obs, False))
     if variant == "tabular":
-        assert clone.q.keys() == agent.q.keys() and len(agent.q) > 100
-        assert {k[2] for k in agent.q} == {0, 1, 2}  # per-qClass heads
+        assert clone.learner.q.keys() == agent.learner.q.keys() and len(agent.learner.q) > 100
+        assert {k[2] for k in agent.learner.q} == {0, 1, 2}  # per-qClass heads
     tables = agent.q_tables()
     if variant in ("tabular", "boyan_littman"):
         assert set(tables["regions"]) == set(np.unique(env.region).tolist())
@@ -250,10 +250,10 @@ def test_tables_load_into_a_new_run_by_region(tmp_path):
     run.mkdir(parents=True)
     torch.save({"agent": agent.state_dict(), "trainer": {}}, run / "last.pt")
     full = make(env, init_from=str(tmp_path / "run"))
-    assert full.q.keys() == agent.q.keys()
+    assert full.learner.q.keys() == agent.learner.q.keys()
     only0 = make(env, init_from=str(tmp_path / "tables.pt"), init_regions=[0])
-    assert only0.q and all(env.region[k[0]] == 0 for k in only0.q)
-    assert len(only0.q) < len(agent.q)
+    assert only0.learner.q and all(env.region[k[0]] == 0 for k in only0.learner.q)
+    assert len(only0.learner.q) < len(agent.learner.q)
     with pytest.raises(CheckpointError, match="variant"):
         make(env, variant="boyan_littman", init_from=str(tmp_path / "tables.pt"))
     with pytest.raises(CheckpointError):
@@ -264,10 +264,10 @@ def test_table_decay_pulls_stale_entries_to_their_prior():
     env = RelayEnv(load=100.0, episode_ms=2000.0)
     agent = make(env, table_decay=0.5)
     episode(env, agent, seed=0, learn=True)  # on_episode_end: nothing is stale yet (all from this episode)
-    before = {(k, h): list(v) for k, row in agent.q.items() for h, v in row.items()}
+    before = {(k, h): list(v) for k, row in agent.learner.q.items() for h, v in row.items()}
     agent.on_episode_end()  # a second boundary without updates: every entry is stale once
     for (k, h), (q, prior, _) in before.items():
-        assert agent.q[k][h][0] == pytest.approx(q + 0.5 * (prior - q))
+        assert agent.learner.q[k][h][0] == pytest.approx(q + 0.5 * (prior - q))
 
 
 # ---- learning --------------------------------------------------------------------------------------------
@@ -281,7 +281,8 @@ def test_low_load_delivers_like_shortest_path(variant):
     agent = make(env, variant=variant, eps_start=0.05, eps_decay=0.9999)
     for ep in range(3):
         episode(env, agent, seed=ep, learn=True)
-    learned = np.isfinite(agent.T).sum() if variant == "boyan_littman" else sum(len(r) for r in agent.q.values())
+    tables = agent.learner
+    learned = np.isfinite(tables.T).sum() if variant == "boyan_littman" else sum(len(r) for r in tables.q.values())
     assert learned > 100  # it learned: the cold-start priors alone already route like shortest path
     q = episode(env, agent, seed=100, learn=False)
     assert q["delivery_ratio"] >= sp["delivery_ratio"] - 0.02
@@ -313,7 +314,7 @@ def test_trainer_drives_qrouting_end_to_end(tmp_path):
     assert final["metrics"]["delivery_ratio"] > 0.9
     assert final["baseline"]["agent"] == "shortest_path"
     resumed = make(RelayEnv(load=60.0), init_from=str(tmp_path))
-    assert len(resumed.q) > 50
+    assert len(resumed.learner.q) > 50
 
 
 # ---- the quality bar (slow) ------------------------------------------------------------------------------

@@ -128,8 +128,8 @@ def test_five_thousand_messages_in_flight_lose_no_update():
     )
     agent = QRouting(env.observation_space, env.action_space, eps_start=0.0, eps_end=0.0)
     completed = []
-    original = agent._complete
-    agent._complete = lambda p, nxt, delivered=False: completed.append(nxt is not None) or original(p, nxt, delivered)
+    original = agent.learner.moved_on  # one call per hop whose message reached its next decision
+    agent.learner.moved_on = lambda p, nxt, cands, feats: completed.append(True) or original(p, nxt, cands, feats)
     obs, _ = env.reset(seed=0)
     second_hops = most_pending = 0
     while True:

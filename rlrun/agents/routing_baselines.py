@@ -24,7 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlrun.agents.base import Agent
-from rlrun.agents.qrouting import F_DIST, F_ON_SP, F_RTT, RelayObs
+from rlrun.envs.relay.obs import F_DIST, F_ON_SP, F_RTT, RelayObs
 
 
 class _RelayBaseline(Agent):

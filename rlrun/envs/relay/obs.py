@@ -21,12 +21,19 @@ time a relay decides; a failed link keeps its slot but is masked. Choosing a mas
 message (it is dropped at this relay), so `max_degree` exceeds every relay's degree: a policy can always
 refuse instead of breaking a boundary it must respect.
 
-Agents decode this without importing the env (agents know spaces, not envs); tests check both sides agree.
+`RelayObs` decodes it for agents (Q-routing, the routing baselines): the layout is read from the observation
+space's header, so an agent needs the space, never the env object.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
+from gymnasium import spaces
+
+from rlrun.errors import IncompatibleSpaceError
 
 FORMAT_MARKER = 0.625  # the layout version is told by F (the candidate features), checked by agents
 ID_SCALE = 4096.0
@@ -57,6 +64,11 @@ QUEUE_NORM_MS = 100.0
 TIME_NORM_MS = 1000.0
 TTL_BUCKETS_MS = (250.0, 500.0, 1000.0, 2000.0, 4000.0)  # bucket k: ttl < edge k; last bucket: above
 MAX_SIZE_BYTES = 1 << 20
+_LOG_MAX_SIZE = math.log1p(MAX_SIZE_BYTES)
+SEED_FEATURES = 6  # rtt, loss, jitter, price, reputation, regionMatch: the seed's per-hop features
+F_RTT, F_REP, F_REGION, F_DIST, F_ON_SP, F_IS_DST, F_DELAY = (
+    CANDIDATE_FEATURES.index(name) for name in ("rtt", "reputation", "region_match", "dist", "on_sp", "is_dst", "delay")
+)
 
 
 def encode_id(k: int) -> float:
@@ -118,3 +130,115 @@ class ObsLayout:
             cand_high[CANDIDATE_FEATURES.index(name)] = 1000.0
         high[self.cand : self.cand_ids] = np.tile(cand_high, self.max_degree)
         return low, high
+
+
+@dataclass
+class Workload:
+    """The seed's workload: size, qClass, TTL (as its bucket), and the destination's region (region_hint)."""
+
+    qclass: str
+    size_bytes: float
+    ttl_bucket: float
+    region_hint: int
+
+    @property
+    def qclass_index(self) -> int:
+        return QCLASSES.index(self.qclass)
+
+    def vector(self) -> np.ndarray:
+        """[qClass one-hot(3), log1p(size) scaled, ttl bucket] as in the seed's feature list."""
+        v = np.zeros(5)
+        v[self.qclass_index] = 1.0
+        v[3] = np.log1p(self.size_bytes) / np.log1p(MAX_SIZE_BYTES)
+        v[4] = self.ttl_bucket
+        return v
+
+
+@dataclass
+class Decision:
+    """One decoded observation."""
+
+    node: int
+    dst: int
+    prev: int  # relay the message came from (-1 at its source)
+    msg: int
+    region: int
+    dst_region: int
+    first_of_episode: bool
+    terminal: bool  # feedback: the previous action's message left the network
+    delivered: bool
+    hop_ms: float  # feedback: time of the previous action's hop
+    workload: Workload
+    cand_ids: np.ndarray  # [k] relay ids of the live candidates, in slot order
+    slots: np.ndarray  # [k] their slot indices
+    feats: np.ndarray  # [k, F] their features
+    free_slot: int  # an empty/down slot (the refusal action), -1 if none
+
+
+class RelayObs:
+    """Decodes the relay env's observation; the layout comes from the observation space's header."""
+
+    def __init__(self, observation_space: spaces.Box) -> None:
+        high = np.asarray(observation_space.high, dtype=np.float64).reshape(-1)
+        size = high.shape[0]
+        if size < 4 or abs(high[0] - FORMAT_MARKER) > 1e-6:
+            raise IncompatibleSpaceError(
+                f"this agent routes on env=relay's observation (header marker {FORMAT_MARKER}); "
+                f"got an observation of size {size} without it"
+            )
+        self.n, self.d, self.f = (int(round(h * 1000)) for h in high[1:4])
+        if self.f != len(CANDIDATE_FEATURES):
+            raise IncompatibleSpaceError(
+                f"relay observation has {self.f} candidate features, expected "
+                f"{len(CANDIDATE_FEATURES)}: agent and env versions differ"
+            )
+        self.o_ctx = 4
+        self.o_fb = self.o_ctx + len(CONTEXT)
+        self.o_wl = self.o_fb + len(FEEDBACK)
+        self.o_cand = self.o_wl + len(WORKLOAD)
+        self.o_ids = self.o_cand + self.d * self.f
+        self.o_mask = self.o_ids + self.d + 2 * self.n
+        if self.o_mask + self.d != size:
+            raise IncompatibleSpaceError(
+                f"relay observation size {size} does not match its header (N={self.n}, D={self.d}, F={self.f})"
+            )
+
+    def ids(self, x: np.ndarray) -> np.ndarray:
+        return decode_ids(x)
+
+    def feedback(self, obs: np.ndarray) -> tuple[bool, bool, float]:
+        """(terminal, delivered, hop_ms) of the action that led to `obs`."""
+        fb = obs[self.o_fb : self.o_fb + len(FEEDBACK)]
+        return bool(fb[1] > 0.5), bool(fb[2] > 0.5), float(fb[4]) * 1000.0
+
+    def decode(self, obs: np.ndarray) -> Decision:
+        obs = np.asarray(obs, dtype=np.float32).reshape(-1)
+        v = obs[self.o_ctx : self.o_cand].tolist()  # scalars in Python: cheaper than many tiny numpy calls
+        ctx = [round(x * ID_SCALE) - 1 for x in v[:len(CONTEXT)]]
+        ctx[3] = round(v[3] * MSG_ID_MOD) - 1
+        fb = v[len(CONTEXT) : len(CONTEXT) + len(FEEDBACK)]
+        wl = v[len(CONTEXT) + len(FEEDBACK) :]
+        mask = obs[self.o_mask : self.o_mask + self.d].tolist()
+        slots = [i for i, m in enumerate(mask) if m > 0.5]
+        free = next((i for i, m in enumerate(mask) if m <= 0.5), -1)
+        id_codes = obs[self.o_ids : self.o_ids + self.d].tolist()
+        ids = [round(id_codes[i] * ID_SCALE) - 1 for i in slots]
+        feats = obs[self.o_cand : self.o_ids].reshape(self.d, self.f)[slots].astype(np.float64)
+        qclass = QCLASSES[0 if wl[0] > 0.5 else 1 if wl[1] > 0.5 else 2]
+        return Decision(
+            node=ctx[0],
+            dst=ctx[1],
+            prev=ctx[2],
+            msg=ctx[3],
+            region=ctx[4],
+            dst_region=ctx[5],
+            first_of_episode=fb[0] < 0.5,
+            terminal=fb[1] > 0.5,
+            delivered=fb[2] > 0.5,
+            hop_ms=fb[4] * 1000.0,
+            workload=Workload(qclass, math.expm1(wl[3] * _LOG_MAX_SIZE), wl[4], ctx[5]),
+            cand_ids=np.array(ids, dtype=np.int64),
+            slots=np.array(slots, dtype=np.int64),
+            feats=feats,
+            free_slot=free,
+        )
