@@ -44,7 +44,8 @@ uncapped rate.
 
 Scale: with the defaults (latency_weight 1, throughput_weight 3e-3, orphan_weight 10; reward=blockchain) and
 3 tx/s of demand, ~0.9 MB blocks every ~18 s (100 nodes, flood) give latency 19 s, 3 tx/s and 1.7% stale
-blocks: -0.32 + 0.50 - 0.17, the three terms of one size. Bitcoin-like settings (1 MB / 600 s) give 18 min of latency (-18 per step).
+blocks: -0.32 + 0.50 - 0.17, the three terms of one size. Bitcoin-like settings (1 MB / 600 s) give 18 min
+of latency (-18 per step).
 The terms are reported in info as reward_latency, reward_throughput, reward_orphan.
 """
 
