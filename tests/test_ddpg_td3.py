@@ -29,7 +29,7 @@ def test_ddpg_target_by_hand():
     with torch.no_grad():
         q_next = agent.critic_target(b.next_obs, agent.actor_target(b.next_obs))[0]
     expected = b.rewards + 0.81 * (1 - b.dones) * q_next
-    torch.testing.assert_close(agent._target_q(b), expected)
+    torch.testing.assert_close(agent.td_target(b), expected)
 
 
 def test_td3_target_smooths_clips_and_takes_the_smaller_critic():
@@ -44,7 +44,7 @@ def test_td3_target_smooths_clips_and_takes_the_smaller_critic():
         q = agent.critic_target(b.next_obs, next_a)
         expected = b.rewards + 0.81 * (1 - b.dones) * torch.minimum(q[0], q[1])
     torch.manual_seed(123)
-    torch.testing.assert_close(agent._target_q(b), expected)
+    torch.testing.assert_close(agent.td_target(b), expected)
 
 
 def test_td3_updates_the_actor_and_targets_every_policy_delay_updates():

@@ -39,6 +39,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from rlrun.agents.critics import bellman_loss
 from rlrun.agents.sac import SAC
 from rlrun.errors import CheckpointError, ConfigError
 from rlrun.replay.buffer import Batch
@@ -92,7 +93,6 @@ class CQL(SAC):
         self.offline = bool(offline)  # instance attribute: the trainer reads agent.offline
         self.log_alpha_prime = nn.Parameter(torch.zeros((), device=self.device))
         self.alpha_prime_opt = torch.optim.Adam([self.log_alpha_prime], lr=alpha_prime_lr)
-        self._batch: Batch | None = None
         if init_checkpoint:
             self.load_networks(init_checkpoint)
 
@@ -139,12 +139,10 @@ class CQL(SAC):
         self, batch: Batch, y: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
         q = self.critic(batch.obs, self.normalise(batch.actions))  # [E, B]
-        td = q - y
-        sq = td.pow(2)
-        bellman = (sq * batch.weights if batch.weights is not None else sq).mean(dim=1).sum()
+        bellman, td = bellman_loss(q, y, batch.weights)
         info = {"train/q": q.detach().mean().item(), "loss/bellman": bellman.item()}
         if self.cql_alpha == 0.0 and not self.lagrange:
-            return bellman, info, td.detach().abs().mean(dim=0)
+            return bellman, info, td
         gap, cql_info = self.cql_regularizer(batch.obs, batch.next_obs, q)
         info.update(cql_info)
         if self.lagrange:
@@ -159,20 +157,19 @@ class CQL(SAC):
         else:
             penalty = self.cql_alpha * gap.sum()
         info["loss/cql"] = penalty.item()
-        return bellman + penalty, info, td.detach().abs().mean(dim=0)
+        return bellman + penalty, info, td
 
     # ---- behaviour-cloning warm start ---------------------------------------------------------------
-    def policy_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.updates >= self.bc_steps or self._batch is None:
-            return super().policy_loss(obs)
+    def policy_loss(self, obs: torch.Tensor, data_actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For the first `bc_steps` updates: E[alpha log pi(a|s) - log pi(a_data|s)] (behaviour cloning)."""
+        if self.updates >= self.bc_steps:
+            return super().policy_loss(obs, data_actions)
         a, log_prob = self.actor.sample(obs)
-        data_logp = self.actor.log_prob(obs, self.normalise(self._batch.actions))
+        data_logp = self.actor.log_prob(obs, self.normalise(data_actions))
         return (self.alpha * log_prob - data_logp).mean(), log_prob
 
     def update(self, batch: Batch) -> dict[str, Any]:
-        self._batch = batch
         out = super().update(batch)
-        self._batch = None
         if self.updates <= self.bc_steps:
             out["train/bc"] = 1.0
         return out

@@ -95,3 +95,12 @@ class QEnsemble(nn.Module):
         for layer in self.body:
             x = layer(x, first_frozen) if isinstance(layer, EnsembleLinear | EnsembleLayerNorm) else layer(x)
         return x.squeeze(-1)
+
+
+def bellman_loss(q: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum over critics of the (importance-weighted) mean squared TD error, for q [E, B] and target y [B];
+    also |TD| per sample averaged over the critics (the new priorities of prioritized replay)."""
+    td = q - y
+    sq = td.pow(2)
+    loss = (sq * weights if weights is not None else sq).mean(dim=1).sum()
+    return loss, td.detach().abs().mean(dim=0)

@@ -14,8 +14,8 @@ import torch
 from gymnasium import spaces
 
 from rlrun.agents.base import Agent
-from rlrun.agents.critics import QEnsemble
-from rlrun.agents.nets import adam, mlp, soft_update
+from rlrun.agents.critics import QEnsemble, bellman_loss
+from rlrun.agents.nets import adam, mlp, optimizer_step, soft_update
 from rlrun.agents.noise import ActionNoise
 from rlrun.errors import ConfigError
 from rlrun.replay.buffer import Batch
@@ -90,55 +90,47 @@ class DDPG(Agent):
     def on_episode_end(self, env_index: int = 0) -> None:
         self.noise.end_episode(env_index)
 
-    # ---- learning -----------------------------------------------------------------------------------
-    def _normalise(self, actions: torch.Tensor) -> torch.Tensor:
+    # ---- the pieces of the update -------------------------------------------------------------------
+    def normalise(self, actions: torch.Tensor) -> torch.Tensor:
+        """Env-scale actions (as stored in replay) -> the actor's and critic's [-1, 1] units."""
         return (actions - self.action_bias) / self.action_scale
 
-    def _target_q(self, batch: Batch) -> torch.Tensor:
+    def target_action(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """a' for the TD target: the target actor's action (TD3 adds clipped smoothing noise)."""
+        return self.actor_target(next_obs)
+
+    def td_target(self, batch: Batch) -> torch.Tensor:
+        """y = r + gamma^k (1 - done) min_e Q'_e(s', a'), a' from `target_action`."""
         with torch.no_grad():
-            next_a = self.actor_target(batch.next_obs)
-            q_next = self.critic_target(batch.next_obs, next_a).min(dim=0).values
+            q_next = self.critic_target(batch.next_obs, self.target_action(batch.next_obs)).min(dim=0).values
             return batch.rewards + batch.discounts * (1.0 - batch.dones) * q_next
 
-    def _critic_step(self, batch: Batch) -> tuple[float, torch.Tensor]:
-        y = self._target_q(batch)
-        q = self.critic(batch.obs, self._normalise(batch.actions))  # [E, B]
-        td = q - y
-        sq = td.pow(2)
-        loss = (sq * batch.weights).mean(dim=1).sum() if batch.weights is not None else sq.mean(dim=1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.critic.parameters(), self.grad_clip)
-        self.critic_opt.step()
-        return loss.item(), td.detach().abs().mean(dim=0)
+    def critic_loss(self, batch: Batch, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Squared TD error against `y`, summed over critics; also |TD| per sample."""
+        return bellman_loss(self.critic(batch.obs, self.normalise(batch.actions)), y, batch.weights)
 
-    def _actor_step(self) -> float:
-        obs = self._last_obs
-        q = self.critic(obs, self.actor(obs), first_frozen=True)[0]
-        loss = -q.mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.grad_clip)
-        self.actor_opt.step()
-        return loss.item()
+    def actor_loss(self, obs: torch.Tensor) -> torch.Tensor:
+        """-Q_0(s, mu(s)): the gradient reaches the actor through the first critic, not the critic's weights."""
+        return -self.critic(obs, self.actor(obs), first_frozen=True)[0].mean()
 
-    def _update_targets(self) -> None:
-        soft_update(self.actor_target, self.actor, self.tau)
-        soft_update(self.critic_target, self.critic, self.tau)
-
-    def _actor_due(self) -> bool:
+    def actor_due(self) -> bool:
+        """Whether this update also steps the actor and the targets (TD3 delays them)."""
         return True
 
+    # ---- the update ---------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, Any]:
-        critic_loss, td = self._critic_step(batch)
+        # 1. the critic regresses onto the TD target
+        critic_loss, td = self.critic_loss(batch, self.td_target(batch))
+        optimizer_step(self.critic_opt, critic_loss, self.critic, self.grad_clip)
         self.updates += 1
-        out: dict[str, Any] = {"loss/critic": critic_loss, "td_error": td.cpu().numpy()}
-        if self._actor_due():
-            self._last_obs = batch.obs
-            out["loss/actor"] = self._actor_step()
-            self._update_targets()
+        out: dict[str, Any] = {"loss/critic": critic_loss.item(), "td_error": td.cpu().numpy()}
+        # 2. the actor ascends Q, then both targets follow by Polyak averaging
+        if self.actor_due():
+            actor_loss = self.actor_loss(batch.obs)
+            optimizer_step(self.actor_opt, actor_loss, self.actor, self.grad_clip)
+            out["loss/actor"] = actor_loss.item()
+            soft_update(self.actor_target, self.actor, self.tau)
+            soft_update(self.critic_target, self.critic, self.tau)
         return out
 
     # ---- persistence --------------------------------------------------------------------------------

@@ -40,6 +40,16 @@ def adam(params, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, fused=True)
 
 
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, module: nn.Module,
+                   grad_clip: float | None = None) -> None:
+    """One gradient step on `loss`, with the module's gradient norm clipped to `grad_clip` when set."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
+    opt.step()
+
+
 @torch.no_grad()
 def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """Polyak averaging: target <- tau * online + (1 - tau) * target."""

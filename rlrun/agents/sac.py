@@ -27,8 +27,8 @@ from gymnasium import spaces
 from torch import nn
 
 from rlrun.agents.base import Agent
-from rlrun.agents.critics import QEnsemble
-from rlrun.agents.nets import adam, soft_update
+from rlrun.agents.critics import QEnsemble, bellman_loss
+from rlrun.agents.nets import adam, optimizer_step, soft_update
 from rlrun.errors import ConfigError
 from rlrun.replay.buffer import Batch
 
@@ -207,13 +207,12 @@ class SAC(Agent):
     ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
         """Sum over critics of the (importance-weighted) squared TD error; also returns |TD| per sample."""
         q = self.critic(batch.obs, self.normalise(batch.actions))  # [E, B]
-        td = q - y
-        sq = td.pow(2)
-        loss = (sq * batch.weights if batch.weights is not None else sq).mean(dim=1).sum()
-        return loss, {"train/q": q.detach().mean().item()}, td.detach().abs().mean(dim=0)
+        loss, td = bellman_loss(q, y, batch.weights)
+        return loss, {"train/q": q.detach().mean().item()}, td
 
-    def policy_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """E[alpha log pi(a|s) - min_e Q_e(s, a)], a ~ pi reparameterised. Returns the loss and log pi."""
+    def policy_loss(self, obs: torch.Tensor, data_actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """E[alpha log pi(a|s) - min_e Q_e(s, a)], a ~ pi reparameterised. Returns the loss and log pi.
+        `data_actions` (the batch's own actions) are for subclasses that imitate them (CQL's warm start)."""
         a, log_prob = self.actor.sample(obs)
         self.critic.requires_grad_(False)  # gradients flow to the actor through Q, not into Q's weights
         q = self.critic(obs, a).min(dim=0).values
@@ -224,29 +223,22 @@ class SAC(Agent):
         """Adjust log alpha so the policy's entropy -E[log pi] tracks the target entropy."""
         return -(self.temperature.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
 
-    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, module: nn.Module) -> None:
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(module.parameters(), self.grad_clip)
-        opt.step()
-
     # ---- the update ---------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, Any]:
         # 1. critics regress onto the soft Bellman target
         y = self.td_target(batch)
         critic_loss, info, td = self.critic_loss(batch, y)
-        self._step(self.critic_opt, critic_loss, self.critic)
+        optimizer_step(self.critic_opt, critic_loss, self.critic, self.grad_clip)
 
         # 2. the actor maximises min-Q plus entropy
-        actor_loss, log_prob = self.policy_loss(batch.obs)
-        self._step(self.actor_opt, actor_loss, self.actor)
+        actor_loss, log_prob = self.policy_loss(batch.obs, batch.actions)
+        optimizer_step(self.actor_opt, actor_loss, self.actor, self.grad_clip)
 
         # 3. the temperature follows the entropy target
         out: dict[str, Any] = {"loss/critic": critic_loss.item(), "loss/actor": actor_loss.item(), **info}
         if self.autotune:
             alpha_loss = self.temperature_loss(log_prob)
-            self._step(self.alpha_opt, alpha_loss, self.temperature)
+            optimizer_step(self.alpha_opt, alpha_loss, self.temperature, self.grad_clip)
             out["loss/alpha"] = alpha_loss.item()
 
         # 4. Polyak-averaged target critics

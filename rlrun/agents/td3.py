@@ -10,7 +10,6 @@ from gymnasium import spaces
 
 from rlrun.agents.ddpg import DDPG
 from rlrun.errors import ConfigError
-from rlrun.replay.buffer import Batch
 
 
 class TD3(DDPG):
@@ -33,13 +32,11 @@ class TD3(DDPG):
         self.target_noise = float(target_noise)
         self.target_noise_clip = float(target_noise_clip)
 
-    def _target_q(self, batch: Batch) -> torch.Tensor:
-        with torch.no_grad():
-            a = self.actor_target(batch.next_obs)
-            eps = (torch.randn_like(a) * self.target_noise).clamp(-self.target_noise_clip, self.target_noise_clip)
-            next_a = (a + eps).clamp(-1.0, 1.0)
-            q_next = self.critic_target(batch.next_obs, next_a).min(dim=0).values
-            return batch.rewards + batch.discounts * (1.0 - batch.dones) * q_next
+    def target_action(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """Target policy smoothing: a' = clip(mu'(s') + clip(N(0, target_noise), +-target_noise_clip), -1, 1)."""
+        a = self.actor_target(next_obs)
+        eps = (torch.randn_like(a) * self.target_noise).clamp(-self.target_noise_clip, self.target_noise_clip)
+        return (a + eps).clamp(-1.0, 1.0)
 
-    def _actor_due(self) -> bool:
+    def actor_due(self) -> bool:
         return self.updates % self.policy_delay == 0
