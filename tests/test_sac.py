@@ -125,7 +125,8 @@ def test_temperature_moves_toward_target_entropy_and_fixed_alpha_stays():
 def test_actor_step_leaves_critic_weights_alone():
     agent = small_sac()
     before = [p.detach().clone() for p in agent.critic.parameters()]
-    loss, _ = agent.policy_loss(random_batch().obs)
+    batch = random_batch()
+    loss, _ = agent.policy_loss(batch.obs, batch.actions)
     agent.actor_opt.zero_grad()
     loss.backward()
     assert all(p.grad is None for p in agent.critic.parameters())
