@@ -104,7 +104,7 @@ def seed_inputs(env: RelayEnv, agent: QRouting, decisions: list[np.ndarray]) -> 
                 "jitter": f[2] * 20.0,
                 "price": f[3] * 5.0,
                 "reputation": f[4],
-                "region": int(env.region[hop]),
+                "region": int(env.net.region[hop]),
             }
         workload = {
             "qclass": d.workload.qclass,
@@ -170,7 +170,7 @@ def main() -> None:
     layout = env.layout
     t0 = time.perf_counter()
     for obs in decisions:
-        node, dst, cands, workload, neighbors = parse_for_seed(obs.tolist(), layout, env.region)
+        node, dst, cands, workload, neighbors = parse_for_seed(obs.tolist(), layout, env.net.region)
         router = routers.setdefault(node, SeedQRouter(neighbors))
         router.neighbors = neighbors
         router.select_next_hop(node, dst, cands, workload)

@@ -171,7 +171,7 @@ def test_allow_deny_and_regions_are_never_violated_even_when_exploring():
     episode(env, base, seed=1, learn=False, on_step=lambda *a: base_violations.append(a[-1]["violation"]))
     assert sum(base_violations) > 10
     # deny every neighbour of relay 0: messages there are refused, never forwarded
-    agent = make(env, deny=[int(n) for n in env.nbrs[0, : env.deg[0]]])
+    agent = make(env, deny=[int(n) for n in env.net.nbrs[0, : env.net.deg[0]]])
     at_zero = []
     episode(
         env,
@@ -181,7 +181,7 @@ def test_allow_deny_and_regions_are_never_violated_even_when_exploring():
         on_step=lambda o, a, r, n, i: at_zero.append(i["refused"]) if agent.spec.decode(o).node == 0 else None,
     )
     assert at_zero and all(at_zero)
-    allow = [int(n) for n in range(env.n) if n % 2 == 0]
+    allow = [int(n) for n in range(env.net.n) if n % 2 == 0]
     agent = make(env, allow=allow, eps_start=1.0, eps_end=1.0)
     picks = []
     episode(env, agent, seed=3, learn=False, on_step=lambda o, a, r, n, i: picks.append((agent.spec.decode(o), a)))
@@ -204,7 +204,7 @@ def test_epsilon_decays_per_region():
     env = RelayEnv(load=100.0, episode_ms=2000.0)
     agent = make(env, eps_decay=0.999)
     episode(env, agent, seed=0, learn=True)
-    assert set(agent.epsilon) == set(np.unique(env.region).tolist())
+    assert set(agent.epsilon) == set(np.unique(env.net.region).tolist())
     assert all(0.02 <= e < 0.2 for e in agent.epsilon.values())
     assert len(set(round(e, 6) for e in agent.epsilon.values())) > 1  # each region keeps its own count
     obs, _ = env.reset(seed=1)
@@ -238,7 +238,7 @@ def test_state_dict_round_trip_and_tables_per_region(tmp_path, variant):
         assert {k[2] for k in agent.learner.q} == {0, 1, 2}  # per-qClass heads
     tables = agent.q_tables()
     if variant in ("tabular", "boyan_littman"):
-        assert set(tables["regions"]) == set(np.unique(env.region).tolist())
+        assert set(tables["regions"]) == set(np.unique(env.net.region).tolist())
 
 
 def test_tables_load_into_a_new_run_by_region(tmp_path):
@@ -252,7 +252,7 @@ def test_tables_load_into_a_new_run_by_region(tmp_path):
     full = make(env, init_from=str(tmp_path / "run"))
     assert full.learner.q.keys() == agent.learner.q.keys()
     only0 = make(env, init_from=str(tmp_path / "tables.pt"), init_regions=[0])
-    assert only0.learner.q and all(env.region[k[0]] == 0 for k in only0.learner.q)
+    assert only0.learner.q and all(env.net.region[k[0]] == 0 for k in only0.learner.q)
     assert len(only0.learner.q) < len(agent.learner.q)
     with pytest.raises(CheckpointError, match="variant"):
         make(env, variant="boyan_littman", init_from=str(tmp_path / "tables.pt"))

@@ -11,6 +11,7 @@ from rlrun.agents.qrouting import QRouting
 from rlrun.agents.routing_baselines import ShortestPathRouter
 from rlrun.envs.relay import RelayEnv
 from rlrun.envs.relay import obs as O
+from rlrun.envs.relay.network import Message, RelayNetwork
 from rlrun.envs.relay.topology import BOYAN_LITTMAN_REMOVED
 from rlrun.errors import ConfigError, SimulationLimitError
 from rlrun.replay.buffer import Batch
@@ -18,15 +19,13 @@ from rlrun.replay.buffer import Batch
 LONG_TTL = {"best-effort": [1e6, 1e6], "regional": [1e6, 1e6], "backbone": [1e6, 1e6]}
 
 
-class ScriptedRelay(RelayEnv):
-    """A relay env whose messages arrive as scripted: (time ms, src, dst), then one far-off message that only
-    serves to end the episode."""
+class ScriptedNetwork(RelayNetwork):
+    """A relay network whose messages arrive as scripted: (time ms, src, dst), then one far-off message that
+    only serves to end the episode."""
 
     script: list[tuple[float, int, int]] = []
 
     def _arrivals(self, rng):
-        from rlrun.envs.relay.env import Message
-
         t = 0.0
         for at, src, dst in [*self.script, (1e6, 0, 1)]:
             yield self.sim.timeout(at - t)
@@ -42,9 +41,9 @@ class ScriptedRelay(RelayEnv):
                 self._stats["rejected"] += 1
 
 
-def line(**kwargs) -> ScriptedRelay:
+def line(**kwargs) -> RelayEnv:
     """Relays 0 - 1 - 2; each link takes 1 ms one way and each relay serves a message in 1 ms."""
-    env = ScriptedRelay(
+    env = RelayEnv(
         topology="edges",
         edges=[[0, 1, 2.0, 0.0, 0.0, 1.0], [1, 2, 2.0, 0.0, 0.0, 1.0]],
         max_degree=3,
@@ -56,7 +55,8 @@ def line(**kwargs) -> ScriptedRelay:
         episode_ms=50.0,
         **kwargs,
     )
-    env.script = [(0.0, 0, 2), (0.0, 0, 2), (0.0, 0, 2)]
+    env.net.__class__ = ScriptedNetwork  # the same network, its arrivals scripted
+    env.net.script = [(0.0, 0, 2), (0.0, 0, 2), (0.0, 0, 2)]
     return env
 
 
@@ -66,7 +66,7 @@ def run_sp(env: RelayEnv) -> tuple[list[tuple[float, int]], list[dict], dict]:
     obs, _ = env.reset(seed=0)
     decisions, infos = [], []
     while True:
-        decisions.append((round(env.now_ms, 6), env._ready[0][1]))
+        decisions.append((round(env.now_ms, 6), env.net.decision[1]))
         obs, _, _, truncated, info = env.step(router.act(obs, False))
         infos.append(info)
         if truncated:
@@ -104,7 +104,7 @@ def test_dequeue_decides_with_the_queue_as_it_is_at_the_head():
     """Two messages 1 -> 0 and 1 -> 2 behind three 1 -> 0 ones: with decide_at=dequeue a relay serves one
     message at a time, so its decisions are at least one service time apart."""
     env = line(decide_at="dequeue")
-    env.script = [(0.0, 1, 0)] * 3 + [(0.0, 1, 2)] * 2
+    env.net.script = [(0.0, 1, 0)] * 3 + [(0.0, 1, 2)] * 2
     decisions, _, last = run_sp(env)
     assert [t for t, _ in decisions] == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert last["delivery_ms_mean"] == pytest.approx(np.mean([2, 3, 4, 5, 6]), abs=1e-4)
@@ -159,7 +159,7 @@ def test_in_flight_ids_never_wrap_silently(monkeypatch):
 
 def test_boyan_littman_grid_and_its_shortest_paths_by_hand():
     env = RelayEnv(topology="boyan_littman", sp_ties="first")
-    assert env.n == 36 and len(env.edges) == 50 and len(BOYAN_LITTMAN_REMOVED) == 10
+    assert env.net.n == 36 and len(env.net.edges) == 50 and len(BOYAN_LITTMAN_REMOVED) == 10
     g = env.graph
     assert all(g.nodes[i]["service_ms"] == 1.0 for i in g.nodes)
     left = [18, 19, 20, 24, 25, 26, 30, 31, 32]
@@ -168,7 +168,7 @@ def test_boyan_littman_grid_and_its_shortest_paths_by_hand():
     def path(s: int, d: int) -> list[int]:
         out = [s]
         while out[-1] != d:
-            out.append(int(np.flatnonzero(env.on_sp[out[-1], d])[0]))
+            out.append(int(np.flatnonzero(env.net.on_sp[out[-1], d])[0]))
         return out
 
     through = {}
@@ -186,8 +186,8 @@ def test_boyan_littman_grid_and_its_shortest_paths_by_hand():
     assert len(path(24, 29)) - 1 == 9 and path(0, 5) == [0, 1, 2, 3, 4, 5]
     assert nx.shortest_path_length(g, 24, 29) == 9
     # zero-load delay feature at 24 towards 29: 1 tick of service + 1 of link, then 2 ticks per hop
-    obs_feats = env._static[0, 24, 29, : env.deg[24]]
-    assert list(env.nbrs[24, :3]) == [18, 25, 30]  # 18 and 25 are 8 hops from 29, 30 is 10
+    obs_feats = env._static[0, 24, 29, : env.net.deg[24]]
+    assert list(env.net.nbrs[24, :3]) == [18, 25, 30]  # 18 and 25 are 8 hops from 29, 30 is 10
     assert obs_feats[:, O.CANDIDATE_FEATURES.index("delay")] * O.RTT_NORM_MS == pytest.approx([18.0, 18.0, 22.0])
 
 
@@ -196,15 +196,16 @@ def test_sp_ties_all_marks_every_equal_cost_next_hop():
     every = RelayEnv(topology="boyan_littman", sp_ties="all")
     rand = RelayEnv(topology="boyan_littman", sp_ties="random")
     # 24 -> 14: via 18 or 25, both 4 hops more
-    assert every.on_sp[24, 14].sum() == 2 and first.on_sp[24, 14].sum() == 1 and rand.on_sp[24, 14].sum() == 1
-    assert (every.on_sp >= first.on_sp).all() and (every.on_sp >= rand.on_sp).all()
-    assert (first.on_sp != rand.on_sp).any()  # the draw does not just repeat networkx's choice
+    every, first, rand = every.net.on_sp, first.net.on_sp, rand.net.on_sp
+    assert every[24, 14].sum() == 2 and first[24, 14].sum() == 1 and rand[24, 14].sum() == 1
+    assert (every >= first).all() and (every >= rand).all()
+    assert (first != rand).any()  # the draw does not just repeat networkx's choice
 
 
 def test_reputations_for_an_edge_list():
     env = RelayEnv(topology="edges", edges=[[0, 1], [1, 2]], reputations=[1.0, 0.5, 0.9], max_degree=3)
-    assert list(env.reputation) == [1.0, 0.5, 0.9]
-    assert env.relay_drop[1] == pytest.approx(0.5 * env.relay_drop_scale)
+    assert list(env.net.reputation) == [1.0, 0.5, 0.9]
+    assert env.net.relay_drop[1] == pytest.approx(0.5 * env.net.relay_drop_scale)
 
 
 @pytest.mark.parametrize(

@@ -106,22 +106,22 @@ def test_load_builds_queues_under_shortest_path():
 def test_agent_decoder_agrees_with_env():
     env = RelayEnv(episode_ms=300.0, failure_rate=0.5, failure_ms=500.0)
     spec = RelayObs(env.observation_space)
-    assert (spec.n, spec.d, spec.f) == (env.n, env.max_degree, len(O.CANDIDATE_FEATURES))
+    assert (spec.n, spec.d, spec.f) == (env.net.n, env.max_degree, len(O.CANDIDATE_FEATURES))
     obs, info = env.reset(seed=0)
     seen_down = False
     for _ in range(400):
-        msg, x = env._ready[0]
+        msg, x = env.net.decision
         dec = spec.decode(obs)
-        k = env.deg[x]
-        up = env.link_up[env.nbr_link[x, :k]]
+        k = env.net.deg[x]
+        up = env.net.link_up[env.net.nbr_link[x, :k]]
         seen_down |= not up.all()
         assert (dec.node, dec.dst, dec.msg, dec.prev) == (x, msg.dst, msg.id % O.MSG_ID_MOD, msg.prev)
-        assert dec.region == env.region[x] and dec.dst_region == env.region[msg.dst]
-        assert list(dec.cand_ids) == list(env.nbrs[x, :k][up])
+        assert dec.region == env.net.region[x] and dec.dst_region == env.net.region[msg.dst]
+        assert list(dec.cand_ids) == list(env.net.nbrs[x, :k][up])
         assert np.array_equal(obs[-env.max_degree :], info["action_mask"])
         assert dec.workload.qclass == O.QCLASSES[msg.qclass]
         assert dec.workload.size_bytes == pytest.approx(msg.size, rel=1e-4)
-        rtt = env.base_rtt[env.nbr_link[x, :k][up]] * env.rtt_mult[env.nbr_link[x, :k][up]]
+        rtt = env.net.base_rtt[env.net.nbr_link[x, :k][up]] * env.net.rtt_mult[env.net.nbr_link[x, :k][up]]
         assert np.allclose(dec.feats[:, 0] * O.RTT_NORM_MS, rtt, rtol=1e-5)
         obs, _, _, truncated, info = env.step(first_valid(obs, info))
         if truncated:
@@ -147,16 +147,16 @@ def test_workload_classes_respect_regions():
     env.reset(seed=0)
     counts = np.zeros(3)
     for _ in range(2000):
-        msg, _ = env._ready[0]
+        msg, _ = env.net.decision
         if msg.hops == 0:
             counts[msg.qclass] += 1
-            same = env.region[msg.src] == env.region[msg.dst]
+            same = env.net.region[msg.src] == env.net.region[msg.dst]
             assert msg.src != msg.dst
             if msg.qclass == 1:
                 assert same
             if msg.qclass == 2:
                 assert not same
-        _, _, _, truncated, _ = env.step(first_valid(None, {"action_mask": env._mask()}))
+        _, _, _, truncated, _ = env.step(first_valid(None, {"action_mask": env.net.mask()}))
         if truncated:
             env.reset()
     assert np.allclose(counts / counts.sum(), [0.6, 0.25, 0.15], atol=0.06)
@@ -192,9 +192,9 @@ def test_cross_region_violation_is_penalised():
     obs, info = env.reset(seed=0)
     violations = 0
     for _ in range(1500):
-        msg, x = env._ready[0]
+        msg, x = env.net.decision
         a = int(rng.choice(np.flatnonzero(info["action_mask"])))
-        leaves = env.region[env.nbrs[x, a]] != msg.home_region
+        leaves = env.net.region[env.net.nbrs[x, a]] != msg.home_region
         obs, r, _, truncated, info = env.step(a)
         assert info["violation"] == float(leaves)
         assert info["r_region"] == -4.0 * leaves
@@ -231,26 +231,26 @@ def test_ttl_expiry_and_sla_penalty():
 def test_degradation_and_drift_change_link_features():
     env = RelayEnv(episode_ms=3000.0, degrade_at_ms=1000.0, degrade_rtt_factor=10.0, degrade_loss=0.3)
     env.reset(seed=0)
-    i = env.degrade_index
-    assert env.rtt_mult[i] == 1.0
+    i = env.net.degrade_index
+    assert env.net.rtt_mult[i] == 1.0
     while env.now_ms < 1200.0:
-        env.step(int(np.flatnonzero(env._mask())[0]))
-    assert env.rtt_mult[i] == 10.0 and env.loss_add[i] == 0.3
+        env.step(int(np.flatnonzero(env.net.mask())[0]))
+    assert env.net.rtt_mult[i] == 10.0 and env.net.loss_add[i] == 0.3
     bc = nx.edge_betweenness_centrality(env.graph, weight="rtt_ms")
-    assert tuple(env.edges[i]) == max(((min(e), max(e)) for e in bc), key=lambda e: bc.get(e, bc.get(e[::-1])))
+    assert tuple(env.net.edges[i]) == max(((min(e), max(e)) for e in bc), key=lambda e: bc.get(e, bc.get(e[::-1])))
     spec = RelayObs(env.observation_space)
-    u = int(env.edges[i][0])
-    while env._ready[0][1] != u:  # a decision at one end of the degraded link shows it in its features
-        env.step(int(np.flatnonzero(env._mask())[0]))
+    u = int(env.net.edges[i][0])
+    while env.net.decision[1] != u:  # a decision at one end of the degraded link shows it in its features
+        env.step(int(np.flatnonzero(env.net.mask())[0]))
     dec = spec.decode(env._observe())
-    j = int(np.flatnonzero(dec.cand_ids == env.edges[i][1])[0])
-    assert dec.feats[j, 0] * O.RTT_NORM_MS == pytest.approx(10.0 * env.base_rtt[i], rel=1e-5)
-    assert dec.feats[j, 1] == pytest.approx(0.3 + env.base_loss[i], rel=1e-5)
+    j = int(np.flatnonzero(dec.cand_ids == env.net.edges[i][1])[0])
+    assert dec.feats[j, 0] * O.RTT_NORM_MS == pytest.approx(10.0 * env.net.base_rtt[i], rel=1e-5)
+    assert dec.feats[j, 1] == pytest.approx(0.3 + env.net.base_loss[i], rel=1e-5)
     env = RelayEnv(episode_ms=3000.0, drift_sigma=0.2, drift_interval_ms=100.0)
     env.reset(seed=0)
     while env.now_ms < 2000.0:
-        env.step(int(np.flatnonzero(env._mask())[0]))
-    assert np.std(np.log(env.rtt_mult)) > 0.1
+        env.step(int(np.flatnonzero(env.net.mask())[0]))
+    assert np.std(np.log(env.net.rtt_mult)) > 0.1
 
 
 @pytest.mark.parametrize(
@@ -288,7 +288,7 @@ def test_hydra_overrides_reach_the_env():
         ]
     )
     env = build_env(cfg).unwrapped
-    assert env.load == 77.0 and list(env.ttl_range[0]) == [100.0, 200.0]
+    assert env.net.load == 77.0 and list(env.net.ttl_range[0]) == [100.0, 200.0]
     assert env.reward_cfg["success_bonus"] == 5.0
     assert list(cfg.agent.deny) == [3, 4]
 

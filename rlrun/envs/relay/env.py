@@ -39,25 +39,24 @@ network MDP whose return is the total reward of all messages.
 
 The simulator holds live SimPy processes and callbacks, which cannot be snapshotted: the env has no
 get_state/set_state, so a resumed run restarts the interrupted episode.
+
+This module is the Gym adapter (spaces, observation, reward); the simulator is network.py.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
-import networkx as nx
 import numpy as np
-import simpy
 from gymnasium import spaces
 
 from rlrun.envs.relay import obs as O
-from rlrun.envs.relay.paths import next_hop_sets, shortest_paths, zero_load_delay
+from rlrun.envs.relay.network import Hop, RelayNetwork
 from rlrun.envs.relay.topology import build_topology
-from rlrun.errors import ConfigError, SimulationLimitError
+from rlrun.errors import ConfigError
 
 DECIDE_AT = ("arrival", "dequeue")
 ADMISSION = ("reject", "wait")
@@ -112,26 +111,6 @@ def resolve_reward(reward: Any) -> dict[str, Any]:
                 raise ConfigError(f"reward.{key} must be >= 0 (it is a weight on a cost or a bonus), got {value}")
             cfg[key] = float(value)
     return cfg
-
-
-@dataclass(slots=True)
-class Message:
-    id: int
-    src: int
-    dst: int
-    size: float  # bytes
-    qclass: int  # index into obs.QCLASSES
-    ttl_ms: float
-    created: float
-    home_region: int
-    hops: int = 0
-    cost: float = 0.0
-    prev: int = -1
-    at: float = 0.0  # when it reached the relay it is at (the start of its current hop)
-
-    @property
-    def deadline(self) -> float:
-        return self.created + self.ttl_ms
 
 
 class RelayEnv(gym.Env):
@@ -244,7 +223,7 @@ class RelayEnv(gym.Env):
             reputations=reputations,
             service_mbps=service_mbps,
         )
-        self.n = self.graph.number_of_nodes()
+        n = self.graph.number_of_nodes()
         top_degree = max(d for _, d in self.graph.degree)
         if max_degree == 0:  # auto: one spare slot, so a relay can always refuse
             max_degree = top_degree + 1
@@ -254,160 +233,55 @@ class RelayEnv(gym.Env):
                 f"a relay can always refuse a message; use env.max_degree={top_degree + 1} or more (0 = auto)"
             )
         self.max_degree = int(max_degree)
-        self.layout = O.ObsLayout(self.n, self.max_degree)
+        self.layout = O.ObsLayout(n, self.max_degree)
         low, high = self.layout.bounds()
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
         self.action_space = spaces.Discrete(self.max_degree)
 
-        self.load = float(load)
-        self.class_p = mix / mix.sum()
-        self.size_range = (float(sizes[0]), float(sizes[1]))
-        self.ttl_range = np.array([ttl[c] for c in O.QCLASSES], dtype=np.float64)
-        self.service_overhead_ms = float(service_overhead_ms)
-        self.relay_drop_scale = float(relay_drop_scale)
-        self.relay_cost_per_mb = float(relay_cost_per_mb)
         self.max_hops = int(max_hops)
         self.episode_ms = float(episode_ms)
         self.max_steps = int(max_steps)
-        self.drift_sigma = float(drift_sigma)
-        self.drift_interval_ms = float(drift_interval_ms)
-        self.failure_rate = float(failure_rate)
-        self.failure_ms = float(failure_ms)
-        self.degrade_at_ms = float(degrade_at_ms)
-        self.degrade_rtt_factor = float(degrade_rtt_factor)
-        self.degrade_loss = float(degrade_loss)
         self.forbid_cross_region = bool(forbid_cross_region)
-        self.max_in_flight = None if max_in_flight is None else int(max_in_flight)
-        self.admission = admission
-        self.decide_at = decide_at
-        self.sp_ties = sp_ties
-        self._topology_seed = int(topology_seed)
-        self._build_tables(degrade_link)
+        self.net = RelayNetwork(
+            self.graph, self.max_degree, load=load, class_p=mix / mix.sum(),
+            size_range=(float(sizes[0]), float(sizes[1])),
+            ttl_range=np.array([ttl[c] for c in O.QCLASSES], dtype=np.float64),
+            service_overhead_ms=service_overhead_ms, relay_drop_scale=relay_drop_scale,
+            relay_cost_per_mb=relay_cost_per_mb, max_hops=max_hops, drift_sigma=drift_sigma,
+            drift_interval_ms=drift_interval_ms, failure_rate=failure_rate, failure_ms=failure_ms,
+            degrade_at_ms=degrade_at_ms, degrade_link=degrade_link, degrade_rtt_factor=degrade_rtt_factor,
+            degrade_loss=degrade_loss, forbid_cross_region=forbid_cross_region, max_in_flight=max_in_flight,
+            admission=admission, decide_at=decide_at, sp_ties=sp_ties, topology_seed=topology_seed,
+        )
         self._static_blocks()
-        self.sim: simpy.Environment | None = None
-
-    # ---- static tables -----------------------------------------------------------------------------
-    def _build_tables(self, degrade_link: list[int] | None) -> None:
-        g, n, d = self.graph, self.n, self.max_degree
-        self.region = np.array([g.nodes[i]["region"] for i in range(n)], dtype=np.int64)
-        self.reputation = np.array([g.nodes[i]["reputation"] for i in range(n)], dtype=np.float64)
-        self.service_bpms = np.array([g.nodes[i]["service_mbps"] * 1e6 / 1000.0 for i in range(n)])  # bytes/ms
-        self.relay_drop = (1.0 - self.reputation) * self.relay_drop_scale
-        edges = sorted((min(u, v), max(u, v)) for u, v in g.edges)
-        self.edges = np.array(edges, dtype=np.int64)
-        self.link_index = {e: i for i, e in enumerate(edges)}
-        attr = lambda k: np.array([g.edges[e][k] for e in edges], dtype=np.float64)  # noqa: E731
-        self.base_rtt, self.base_jitter = attr("rtt_ms"), attr("jitter_ms")
-        self.base_loss, self.price = attr("loss"), attr("price_per_mb")
-        # slot tables: slot i of relay x is x's i-th neighbour by id
-        self.nbrs = np.full((n, d), -1, dtype=np.int64)
-        self.nbr_link = np.zeros((n, d), dtype=np.int64)
-        self.deg = np.zeros(n, dtype=np.int64)
-        for x in range(n):
-            nb = sorted(g.neighbors(x))
-            self.deg[x] = len(nb)
-            self.nbrs[x, : len(nb)] = nb
-            self.nbr_link[x, : len(nb)] = [self.link_index[(min(x, y), max(x, y))] for y in nb]
-        # per-relay service: base + size * per_byte (ms); a fixed service_ms replaces overhead + size / rate
-        fixed = np.array([g.nodes[i].get("service_ms", np.nan) for i in range(n)], dtype=np.float64)
-        self.svc_base = np.where(np.isnan(fixed), self.service_overhead_ms, fixed)
-        self.svc_per_byte = np.where(np.isnan(fixed), 1.0 / self.service_bpms, 0.0)
-        lo, hi = self.size_range
-        mean_size = lo if hi <= lo else (hi - lo) / math.log(hi / lo)  # mean of the log-uniform size
-        self.nominal_svc_ms = self.svc_base + mean_size * self.svc_per_byte
-        # static shortest paths by RTT (networkx) and zero-load delivery times: global, and within each
-        # region for `regional` messages (paths.py)
-        everyone = list(range(n))
-        self.dist, first = shortest_paths(g, everyone, n)
-        self.delay = zero_load_delay(g, self.nominal_svc_ms, everyone, n)
-        self.dist_reg, first_reg = self.dist.copy(), first.copy()
-        self.delay_reg = self.delay.copy()
-        for r in np.unique(self.region):
-            members = [int(i) for i in np.flatnonzero(self.region == r)]
-            d_r, f_r = shortest_paths(g, members, n)
-            inside = np.ix_(members, members)
-            self.dist_reg[inside], first_reg[inside] = d_r[inside], f_r[inside]
-            self.delay_reg[inside] = zero_load_delay(g, self.nominal_svc_ms, members, n)[inside]
-        tie_rng = np.random.default_rng([self._topology_seed, 7])
-        self.on_sp = next_hop_sets(g, self.dist, first, self.sp_ties, tie_rng)
-        self.on_sp_reg = next_hop_sets(g, self.dist_reg, first_reg, self.sp_ties, tie_rng, self.region)
-        self.region_members = {int(r): np.flatnonzero(self.region == r) for r in np.unique(self.region)}
-        if degrade_link:
-            if len(degrade_link) != 2:
-                raise ConfigError(f"env.degrade_link must be [u, v], got {list(degrade_link)}")
-            key = (min(degrade_link), max(degrade_link))
-            if key not in self.link_index:
-                raise ConfigError(f"env.degrade_link {list(degrade_link)} is not a link of the topology")
-            self.degrade_index = self.link_index[key]
-        else:  # the link most shortest paths cross: degrading it hurts static routing the most
-            bc = nx.edge_betweenness_centrality(g, weight="rtt_ms")
-            u, v = max(sorted(bc), key=lambda e: bc[e])
-            self.degrade_index = self.link_index[(min(u, v), max(u, v))]
+        self._started = False
 
     # ---- Gymnasium API ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        rng = self.np_random
-        self.sim = simpy.Environment()
-        self.rtt_mult = np.ones(len(self.edges))
-        self._degrade_mult = np.ones(len(self.edges))
-        self.loss_add = np.zeros(len(self.edges))
-        self.link_up = np.ones(len(self.edges), dtype=bool)
-        self.busy_until = np.zeros(self.n)
-        self._drift_state = np.zeros(len(self.edges))
-        self._ready: deque[tuple[Message, int]] = deque()
-        self._waitq: list[deque[Message]] = [deque() for _ in range(self.n)]  # decide_at=dequeue: FIFO per relay
-        self._serving = np.zeros(self.n, dtype=bool)  # dequeue: the relay's head is being decided or served
-        self._backlog: deque[Message] = deque()  # admission=wait: messages waiting at their source
-        self._live: dict[int, Message] = {}  # admitted, not yet finished, in id order (oldest first)
-        self._next_id = 0
         self._steps = 0
-        self._in_flight = 0
         self._sla = [deque(maxlen=self.reward_cfg["sla_window"]) for _ in O.QCLASSES]
-        self._stats = {
-            "delivered": 0,
-            "dropped": 0,
-            "lost": 0,
-            "expired": 0,
-            "refused": 0,
-            "cost": 0.0,
-            "mb_delivered": 0.0,
-            "hops": 0,
-            "violations": 0,
-            "offered": 0,
-            "rejected": 0,
-        }
-        self._delivery_ms: list[float] = []
         self._feedback = np.zeros(len(O.FEEDBACK), dtype=np.float32)
-        self.sim.process(self._arrivals(rng))
-        if self.drift_sigma > 0:
-            self.sim.process(self._drift(rng))
-        if self.failure_rate > 0:
-            self.sim.process(self._failures(rng))
-        if self.degrade_at_ms >= 0:
-            self.sim.process(self._degrade())
-        self._advance()
-        return self._observe(), {"action_mask": self._mask()}
+        self.net.start(self.np_random)
+        self._started = True
+        return self._observe(), {"action_mask": self.net.mask()}
 
     def step(self, action):
-        if self.sim is None:
+        if not self._started:
             raise RuntimeError("call reset() before step()")
         a = int(action)
         if not 0 <= a < self.max_degree:
             raise ValueError(f"action {action!r} is outside Discrete({self.max_degree})")
-        msg, x = self._ready.popleft()
-        info = self._decide(msg, x, a)
+        msg, x = self.net.take_decision()
+        info = self._reward_terms(msg, self.net.hop(msg, x, a))
         reward = info.pop("reward")
         self._steps += 1
-        self._advance()
-        truncated = self.sim.now >= self.episode_ms or (self.max_steps > 0 and self._steps >= self.max_steps)
-        info["action_mask"] = self._mask()
-        info["queue_ms"] = float(np.maximum(self.busy_until - self.sim.now, 0.0).mean())
-        info["in_flight"] = float(self._in_flight)
-        info["waiting"] = float(len(self._backlog))
-        info["rejected"] = float(self._stats["rejected"])
+        self.net.advance()
+        truncated = self.net.sim.now >= self.episode_ms or (self.max_steps > 0 and self._steps >= self.max_steps)
+        info["action_mask"] = self.net.mask()
+        info.update(self.net.congestion())
         if truncated:
-            info.update(self.episode_metrics())
+            info.update(self.net.episode_metrics())
         for key, value in info.items():
             if key != "action_mask":
                 info[key] = float(value)
@@ -416,110 +290,44 @@ class RelayEnv(gym.Env):
     @property
     def now_ms(self) -> float:
         """The simulated clock (ms since reset)."""
-        return float(self.sim.now) if self.sim is not None else 0.0
+        return float(self.net.sim.now) if self.net.sim is not None else 0.0
 
-    # ---- the hop ------------------------------------------------------------------------------------
-    def _decide(self, msg: Message, x: int, a: int) -> dict[str, Any]:
-        """Settle the hop chosen for `msg` at relay `x`, schedule what follows, return the info terms."""
+    def episode_metrics(self) -> dict[str, float]:
+        return self.net.episode_metrics()
+
+    # ---- the reward ---------------------------------------------------------------------------------
+    def _reward_terms(self, msg: Any, hop: Hop) -> dict[str, Any]:
+        """The hop's reward terms (weights from the `reward` group), its info entries and the feedback the
+        next observation carries."""
         w = self.reward_cfg
-        now = self.sim.now
-        rng = self.np_random
-        y = int(self.nbrs[x, a])
-        link = int(self.nbr_link[x, a])
-        mb = msg.size / 1e6
-        info: dict[str, Any] = {
-            "hop_ms": 0.0,
-            "cost": 0.0,
-            "delivered": 0.0,
-            "dropped": 0.0,
-            "lost": 0.0,
-            "expired": 0.0,
-            "refused": 0.0,
-            "violation": 0.0,
-        }
+        info: dict[str, Any] = {"hop_ms": hop.hop_ms, "cost": hop.cost, "delivered": float(hop.delivered),
+                                "dropped": float(hop.dropped), "lost": float(hop.lost),
+                                "expired": float(hop.expired), "refused": float(hop.refused),
+                                "violation": float(hop.violation)}
         r_lat = r_price = r_loss = r_bonus = r_sla = r_region = r_prog = 0.0
-        service = self.svc_base[x] + msg.size * self.svc_per_byte[x]
-        dequeue = self.decide_at == "dequeue"
-        if y < 0 or not self.link_up[link]:  # a masked slot: the relay refuses the message
-            info["refused"] = info["dropped"] = 1.0
+        if hop.refused:
             r_loss = -w["loss_penalty"]
-            if dequeue:  # its place in the backlog is freed and the next message moves up now
-                self.busy_until[x] -= service
-                self._release(x)
-            self._finish(msg, "refused", now)
-            self._set_feedback(terminal=True, delivered=False, hop_ms=0.0, delivery_ms=0.0)
         else:
-            if dequeue:  # at the head of x's queue: served now, the next message moves up when it leaves
-                depart = now + service
-                self.sim.timeout(service).callbacks.append(lambda _e, node=x: self._release(node))
-            else:
-                depart = max(now, self.busy_until[x]) + service
-                self.busy_until[x] = depart
-            delay = self.base_rtt[link] * self.rtt_mult[link] / 2.0 + self.base_jitter[link] * abs(
-                rng.standard_normal()
-            )
-            arrive = depart + delay
-            cost = mb * (self.price[link] + self.relay_cost_per_mb)
-            msg.cost += cost
-            msg.hops += 1
-            info["cost"] = cost
-            r_price = -w["price_weight"] * cost
-            loss = min(self.base_loss[link] + self.loss_add[link], 1.0)
-            p_drop = 1.0 - (1.0 - loss) * (1.0 - (0.0 if y == msg.dst else self.relay_drop[y]))
-            lost = rng.random() < p_drop
-            if self.forbid_cross_region and msg.qclass == 1 and self.region[y] != msg.home_region:
-                info["violation"] = 1.0
+            r_price = -w["price_weight"] * hop.cost
+            if hop.violation:
                 r_region = -w["cross_region_penalty"]
-                self._stats["violations"] += 1
-            if arrive > msg.deadline or (y != msg.dst and msg.hops >= self.max_hops):
-                end = min(arrive, msg.deadline) if arrive > msg.deadline else arrive
-                info["expired"] = info["dropped"] = 1.0
+            if hop.expired or hop.lost:
                 r_loss = -w["loss_penalty"]
-                self._schedule_end(msg, "expired", end)
-            elif lost:
-                end = arrive
-                info["lost"] = info["dropped"] = 1.0
-                r_loss = -w["loss_penalty"]
-                self._schedule_end(msg, "lost", end)
             else:
-                end = arrive
-                r_prog = w["progress_weight"] * (self._sp_rtt(x, msg) - self._sp_rtt(y, msg)) / O.RTT_NORM_MS
-                if y == msg.dst:
-                    delivery = arrive - msg.created
-                    info["delivered"] = 1.0
-                    info["delivery_ms"] = delivery
+                progress_ms = self.net.sp_rtt(hop.x, msg) - self.net.sp_rtt(hop.y, msg)
+                r_prog = w["progress_weight"] * progress_ms / O.RTT_NORM_MS
+                if hop.delivered:
+                    info["delivery_ms"] = hop.delivery_ms
                     r_bonus = w["success_bonus"]
-                    r_sla = -w["sla_penalty"] * self._sla_excess(msg.qclass, delivery)
-                    self._schedule_end(msg, "delivered", end)
-                else:
-                    msg.prev = x
-                    ev = self.sim.timeout(end - now)
-                    ev.callbacks.append(lambda _e, m=msg, node=y: self._enter(m, node))
-            hop_ms = end - msg.at
-            info["hop_ms"] = hop_ms
-            r_lat = -w["latency_weight"] * hop_ms / 1000.0
-            self._set_feedback(
-                terminal=info["dropped"] > 0 or info["delivered"] > 0,
-                delivered=info["delivered"] > 0,
-                hop_ms=hop_ms,
-                delivery_ms=info.get("delivery_ms", 0.0),
-            )
-        info.update(
-            r_latency=r_lat,
-            r_price=r_price,
-            r_loss=r_loss,
-            r_bonus=r_bonus,
-            r_sla=r_sla,
-            r_region=r_region,
-            r_progress=r_prog,
-        )
+                    r_sla = -w["sla_penalty"] * self._sla_excess(msg.qclass, hop.delivery_ms)
+            r_lat = -w["latency_weight"] * hop.hop_ms / 1000.0
+        terminal = hop.dropped or hop.delivered
+        self._feedback[:] = (1.0, float(terminal), float(hop.delivered), float(terminal and not hop.delivered),
+                             hop.hop_ms / O.TIME_NORM_MS, hop.delivery_ms / O.TIME_NORM_MS)
+        info.update(r_latency=r_lat, r_price=r_price, r_loss=r_loss, r_bonus=r_bonus, r_sla=r_sla,
+                    r_region=r_region, r_progress=r_prog)
         info["reward"] = r_lat + r_price + r_loss + r_bonus + r_sla + r_region + r_prog
         return info
-
-    def _sp_rtt(self, node: int, msg: Message) -> float:
-        """Static shortest-path RTT (ms) from `node` to the message's destination: the shaping potential."""
-        d = self.dist_reg if (self.forbid_cross_region and msg.qclass == 1) else self.dist
-        return float(d[node, msg.dst])
 
     def _sla_excess(self, qclass: int, delivery_ms: float) -> float:
         window = self._sla[qclass]
@@ -528,193 +336,56 @@ class RelayEnv(gym.Env):
         p95 = float(np.percentile(np.fromiter(window, dtype=np.float64, count=len(window)), 95))
         return max(0.0, p95 / target - 1.0)
 
-    def _set_feedback(self, *, terminal: bool, delivered: bool, hop_ms: float, delivery_ms: float) -> None:
-        self._feedback[:] = (
-            1.0,
-            float(terminal),
-            float(delivered),
-            float(terminal and not delivered),
-            hop_ms / O.TIME_NORM_MS,
-            delivery_ms / O.TIME_NORM_MS,
-        )
-
-    def _schedule_end(self, msg: Message, kind: str, at: float) -> None:
-        ev = self.sim.timeout(max(at - self.sim.now, 0.0))
-        ev.callbacks.append(lambda _e: self._finish(msg, kind, at))
-
-    def _finish(self, msg: Message, kind: str, at: float) -> None:
-        """Book a message that left the network (counted when it happens on the simulated clock)."""
-        self._in_flight -= 1
-        del self._live[msg.id]
-        if self._backlog:  # admission=wait: its place goes to the oldest message waiting at its source
-            self._admit(self._backlog.popleft())
-        s = self._stats
-        s["cost"] += msg.cost
-        s["hops"] += msg.hops
-        if kind == "delivered":
-            s["delivered"] += 1
-            s["mb_delivered"] += msg.size / 1e6
-            self._delivery_ms.append(at - msg.created)
-        else:
-            s["dropped"] += 1
-            s[kind] += 1
-
-    # ---- simulation processes -----------------------------------------------------------------------
-    def _arrivals(self, rng: np.random.Generator):
-        mean_gap = 1000.0 / self.load
-        lo, hi = np.log(self.size_range[0]), np.log(self.size_range[1])
-        while True:
-            yield self.sim.timeout(rng.exponential(mean_gap))
-            qclass = int(rng.choice(3, p=self.class_p))
-            src = int(rng.integers(self.n))
-            same = self.region_members[int(self.region[src])]
-            if qclass == 1 and len(same) > 1:  # regional: stay inside the source's region
-                dst = int(same[rng.integers(len(same) - 1)])
-                dst = dst if dst != src else int(same[-1])
-            elif qclass == 2 and len(same) < self.n:  # backbone: another region
-                others = np.flatnonzero(self.region != self.region[src])
-                dst = int(others[rng.integers(len(others))])
-            else:
-                dst = int(rng.integers(self.n - 1))
-                dst = dst if dst < src else dst + 1
-            size = float(np.exp(rng.uniform(lo, hi)))
-            ttl = float(rng.uniform(*self.ttl_range[qclass]))
-            msg = Message(self._next_id, src, dst, size, qclass, ttl, self.sim.now, int(self.region[src]))
-            self._next_id += 1
-            self._stats["offered"] += 1
-            if self.max_in_flight is None or self._in_flight < self.max_in_flight:
-                self._admit(msg)
-            elif self.admission == "wait":
-                self._backlog.append(msg)
-            else:
-                self._stats["rejected"] += 1
-
-    def _admit(self, msg: Message) -> None:
-        """Put a message into the network at its source. Its id must stay distinguishable (modulo
-        MSG_ID_MOD, as the observation carries it) from every message still in flight: stop rather than
-        let two messages share an id and mix up their learning updates."""
-        if self._live and msg.id - next(iter(self._live)) >= O.MSG_ID_MOD:
-            raise SimulationLimitError(
-                f"env=relay: more than {O.MSG_ID_MOD:,} messages would be in flight at once (their ids would "
-                "collide); set env.max_in_flight or lower env.load"
-            )
-        self._live[msg.id] = msg
-        self._in_flight += 1
-        self._enter(msg, msg.src)
-
-    def _enter(self, msg: Message, x: int) -> None:
-        """`msg` reaches relay `x`: decide now (arrival) or join x's FIFO and decide at its head (dequeue)."""
-        msg.at = self.sim.now
-        if self.decide_at == "arrival":
-            self._ready.append((msg, x))
-            return
-        service = self.svc_base[x] + msg.size * self.svc_per_byte[x]
-        self.busy_until[x] = max(self.sim.now, self.busy_until[x]) + service  # the backlog the queue feature shows
-        if self._serving[x]:
-            self._waitq[x].append(msg)
-        else:
-            self._serving[x] = True
-            self._ready.append((msg, x))
-
-    def _release(self, x: int) -> None:
-        """decide_at=dequeue: relay x's server is free; its next queued message reaches the head."""
-        if self._waitq[x]:
-            self._ready.append((self._waitq[x].popleft(), x))
-        else:
-            self._serving[x] = False
-
-    def _drift(self, rng: np.random.Generator):
-        """Mean-reverting log random walk of every link's RTT and loss (network weather)."""
-        theta = 0.1
-        while True:
-            yield self.sim.timeout(self.drift_interval_ms)
-            z = rng.standard_normal(len(self.edges))
-            self._drift_state += -theta * self._drift_state + self.drift_sigma * z
-            self.rtt_mult = np.exp(self._drift_state) * self._degrade_mult
-
-    def _failures(self, rng: np.random.Generator):
-        """Links fail as a Poisson process (`failure_rate` per link per simulated second) and come back
-        after `failure_ms`. A failure that would cut a relay off from every neighbour is skipped."""
-        rate_per_ms = self.failure_rate * len(self.edges) / 1000.0
-        while True:
-            yield self.sim.timeout(rng.exponential(1.0 / rate_per_ms))
-            i = int(rng.integers(len(self.edges)))
-            u, v = self.edges[i]
-            if not self.link_up[i] or self._live_degree(u) <= 1 or self._live_degree(v) <= 1:
-                continue
-            self.link_up[i] = False
-            ev = self.sim.timeout(self.failure_ms)
-            ev.callbacks.append(lambda _e, k=i: self.link_up.__setitem__(k, True))
-
-    def _live_degree(self, node: int) -> int:
-        return int(self.link_up[self.nbr_link[node, : self.deg[node]]].sum())
-
-    def _degrade(self):
-        yield self.sim.timeout(self.degrade_at_ms)
-        self._degrade_mult[self.degrade_index] = self.degrade_rtt_factor
-        self.rtt_mult[self.degrade_index] *= self.degrade_rtt_factor
-        self.loss_add[self.degrade_index] = self.degrade_loss
-
-    def _advance(self) -> None:
-        while not self._ready:
-            self.sim.step()
-
     # ---- observation --------------------------------------------------------------------------------
-    def _mask(self) -> np.ndarray:
-        _, x = self._ready[0]
-        mask = np.zeros(self.max_degree, dtype=np.int8)
-        k = self.deg[x]
-        mask[:k] = self.link_up[self.nbr_link[x, :k]]
-        return mask
-
     def _static_blocks(self) -> None:
         """Per (relay, destination, regional?) candidate block of the features that never change in an
         episode (jitter, price, reputation, regionMatch, SP distance, SP next hop, is-destination, zero-load
         delay), so a
         step only fills in RTT, loss and queue."""
-        n, dm, f = self.n, self.max_degree, self.layout.n_feat
+        n, dm, f = self.net.n, self.max_degree, self.layout.n_feat
         self._static = np.zeros((2, n, n, dm, f), dtype=np.float32)
         for regional in (0, 1):
-            dist = self.dist_reg if regional else self.dist
-            on_sp = self.on_sp_reg if regional else self.on_sp
-            delay = self.delay_reg if regional else self.delay
+            dist = self.net.dist_reg if regional else self.net.dist
+            on_sp = self.net.on_sp_reg if regional else self.net.on_sp
+            delay = self.net.delay_reg if regional else self.net.delay
             for x in range(n):
-                k = int(self.deg[x])
-                nb, li = self.nbrs[x, :k], self.nbr_link[x, :k]
+                k = int(self.net.deg[x])
+                nb, li = self.net.nbrs[x, :k], self.net.nbr_link[x, :k]
                 block = self._static[regional, x, :, :k]  # [dst, k, F]
-                block[:, :, 2] = self.base_jitter[li] / O.JITTER_NORM_MS
-                block[:, :, 3] = self.price[li] / O.PRICE_NORM
-                block[:, :, 4] = self.reputation[nb]
-                block[:, :, 5] = self.region[nb][None, :] == self.region[:, None]
+                block[:, :, 2] = self.net.base_jitter[li] / O.JITTER_NORM_MS
+                block[:, :, 3] = self.net.price[li] / O.PRICE_NORM
+                block[:, :, 4] = self.net.reputation[nb]
+                block[:, :, 5] = self.net.region[nb][None, :] == self.net.region[:, None]
                 dn = dist[nb, :].T  # [dst, k]
-                block[:, :, 7] = np.minimum(np.where(np.isfinite(dn), dn, self.dist[nb, :].T) / O.RTT_NORM_MS, 1000.0)
+                dn = np.where(np.isfinite(dn), dn, self.net.dist[nb, :].T)
+                block[:, :, 7] = np.minimum(dn / O.RTT_NORM_MS, 1000.0)
                 block[:, :, 8] = on_sp[x][:, nb]
                 block[:, :, 9] = nb[None, :] == np.arange(n)[:, None]
                 # zero-load delivery time via the candidate: x's service, the link, then the fastest path on
                 dy = delay[nb, :].T  # [dst, k]
-                dy = np.where(np.isfinite(dy), dy, self.delay[nb, :].T)
-                via = self.nominal_svc_ms[x] + self.base_rtt[li] / 2.0
+                dy = np.where(np.isfinite(dy), dy, self.net.delay[nb, :].T)
+                via = self.net.nominal_svc_ms[x] + self.net.base_rtt[li] / 2.0
                 block[:, :, 10] = np.minimum((via[None, :] + dy) / O.RTT_NORM_MS, 1000.0)
         self._template = np.zeros(self.layout.size, dtype=np.float32)
         self._template[:4] = self.layout.header()
 
     def _observe(self) -> np.ndarray:
-        msg, x = self._ready[0]
+        msg, x = self.net.decision
         L = self.layout
         o = self._template.copy()
-        k = int(self.deg[x])
-        nb = self.nbrs[x, :k]
-        li = self.nbr_link[x, :k]
-        up = self.link_up[li]
+        k = int(self.net.deg[x])
+        nb = self.net.nbrs[x, :k]
+        li = self.net.nbr_link[x, :k]
+        up = self.net.link_up[li]
         d = msg.dst
-        now = self.sim.now
+        now = self.net.sim.now
         o[L.context : L.feedback] = (
             (x + 1) / O.ID_SCALE,
             (d + 1) / O.ID_SCALE,
             (msg.prev + 1) / O.ID_SCALE,
             O.encode_msg(msg.id),
-            (self.region[x] + 1) / O.ID_SCALE,
-            (self.region[d] + 1) / O.ID_SCALE,
+            (self.net.region[x] + 1) / O.ID_SCALE,
+            (self.net.region[d] + 1) / O.ID_SCALE,
         )
         o[L.feedback : L.workload] = self._feedback
         o[L.workload + msg.qclass] = 1.0
@@ -727,9 +398,9 @@ class RelayEnv(gym.Env):
         regional = 1 if (self.forbid_cross_region and msg.qclass == 1) else 0
         cand = o[L.cand : L.cand_ids].reshape(self.max_degree, L.n_feat)
         cand[:k] = self._static[regional, x, d, :k]
-        cand[:k, 0] = np.minimum(self.base_rtt[li] * self.rtt_mult[li] / O.RTT_NORM_MS, 1000.0)
-        cand[:k, 1] = np.minimum(self.base_loss[li] + self.loss_add[li], 1.0)
-        cand[:k, 6] = np.minimum(np.maximum(self.busy_until[nb] - now, 0.0) / O.QUEUE_NORM_MS, 1000.0)
+        cand[:k, 0] = np.minimum(self.net.base_rtt[li] * self.net.rtt_mult[li] / O.RTT_NORM_MS, 1000.0)
+        cand[:k, 1] = np.minimum(self.net.base_loss[li] + self.net.loss_add[li], 1.0)
+        cand[:k, 6] = np.minimum(np.maximum(self.net.busy_until[nb] - now, 0.0) / O.QUEUE_NORM_MS, 1000.0)
         if not up.all():
             cand[:k][~up] = 0.0
         o[L.cand_ids : L.cand_ids + k] = (nb + 1) / O.ID_SCALE
@@ -737,21 +408,3 @@ class RelayEnv(gym.Env):
         o[L.dst_1hot + d] = 1.0
         o[L.mask : L.mask + k] = up
         return o
-
-    # ---- episode metrics ----------------------------------------------------------------------------
-    def episode_metrics(self) -> dict[str, float]:
-        """Metrics over the messages that left the network during the episode (by simulated time)."""
-        s = self._stats
-        done = s["delivered"] + s["dropped"]
-        times = np.asarray(self._delivery_ms) if self._delivery_ms else np.zeros(1)
-        return {
-            "delivery_ms_mean": float(times.mean()),
-            "delivery_ms_p95": float(np.percentile(times, 95)),
-            "delivery_ratio": s["delivered"] / done if done else 0.0,
-            "cost_per_mb": s["cost"] / s["mb_delivered"] if s["mb_delivered"] > 0 else 0.0,
-            "messages": float(done),
-            "hops_mean": s["hops"] / done if done else 0.0,
-            "violation_rate": s["violations"] / done if done else 0.0,
-            "rejected": float(s["rejected"]),  # refused at the admission cap (never entered the network)
-            "rejected_ratio": s["rejected"] / s["offered"] if s["offered"] else 0.0,
-        }
