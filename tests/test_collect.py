@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from rlrun.commands.collect import collect_command
-from rlrun.replay.dataset import read_schema
 from rlrun.envs.inverter import InverterEnv
 from rlrun.errors import ConfigError
 from rlrun.replay.buffer import ReplayBuffer
+from rlrun.replay.dataset import read_schema
 
 ARGS = ["env=inverter", "agent=heuristic", "reward=export", "env.episode_s=40", "episodes=3", "seed=7"]
 
