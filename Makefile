@@ -24,7 +24,8 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -p no:cacheprovider -m slow
 
-# Sweeps on a real one-node SLURM cluster that the tests start and stop themselves (Debian packages, root).
+# Sweeps on a real one-node SLURM cluster (Debian packages, root) and a two-node Ray cluster (Ray is in the test
+# extra) that the tests start on this machine and stop themselves.
 test-cluster: install
 	command -v slurmctld >/dev/null && command -v munged >/dev/null || \
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \

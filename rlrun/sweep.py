@@ -21,12 +21,13 @@ SWEEP_PRESETS = {
                        "submitit_slurm": "rlrun_submitit_slurm", "ray": "rlrun_ray"},
     "hydra/sweeper": {"optuna": "rlrun_optuna"},
 }
-# plugin option -> (module that provides it, the rlrun extra that installs it)
+# plugin option -> (module that provides it, the rlrun extra that installs it). The Ray launcher is rlrun's own
+# (hydra_plugins/rlrun_ray_launcher, shipped with rlrun): it needs only Ray.
 SWEEP_PLUGINS = {
     "joblib": ("hydra_plugins.hydra_joblib_launcher", "sweep"),
     "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "sweep"),
     "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "sweep"),
-    "ray": ("hydra_plugins.hydra_ray_launcher", "ray"),
+    "ray": ("ray", "ray"),
     "optuna": ("hydra_plugins.hydra_optuna_sweeper", "sweep"),
 }
 
@@ -139,7 +140,8 @@ def prepare_sweep(args: list[str]) -> tuple[list[str], Path, int]:
     for group, option in (("hydra/launcher", launcher), ("hydra/sweeper", sweeper)):
         plugin = SWEEP_PLUGINS.get(option.removeprefix("rlrun_"))
         if plugin and importlib.util.find_spec(plugin[0]) is None:
-            raise ConfigError(f"{group}={option.removeprefix('rlrun_')} needs its Hydra plugin: "
+            what = "Ray" if plugin[0] == "ray" else "its Hydra plugin"
+            raise ConfigError(f"{group}={option.removeprefix('rlrun_')} needs {what}: "
                               f"pip install 'rlrun[{plugin[1]}]'")
     if launcher == "rlrun_submitit_slurm":
         check_slurm_partition(value_of(args, "hydra.launcher.partition"))

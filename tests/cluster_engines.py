@@ -2,8 +2,7 @@
 
 `LocalSlurm`: munged + slurmctld + slurmd for one node with this machine's cores and memory, every file in a
 temporary directory, ports above 16000, stopped by the pids it started. `LocalRay`: a Ray head and a second
-worker node (its own raylet) on localhost, stopped with `ray stop` scoped to them by killing their pids.
-Both listen on localhost only.
+worker node (its own raylet) on the loopback interface, stopped by killing the pids of their temp dir.
 """
 
 from __future__ import annotations
@@ -127,28 +126,64 @@ class LocalSlurm:
 
 
 class LocalRay:
-    """A Ray head plus a second node (its own raylet) on localhost, `cpus` CPUs each. Both live under one
-    temp dir, so `stop` ends exactly the processes they started (their command lines name it)."""
+    """A Ray head plus a second node (its own raylet) on this machine, `cpus` CPUs each. Both live under one
+    temp dir, so `stop` ends exactly the processes they started (their command lines name it).
+
+    Both nodes use the loopback address 127.0.0.2: Ray replaces 127.0.0.1 and localhost by the machine's network
+    address (its nodes must reach each other), which this workplace does not let tests use, while every
+    127.x.y.z address is the loopback interface and Ray keeps it as given. Token authentication, on by default
+    since Ray 2.60, is off (RAY_AUTH_MODE=disabled): nothing outside this machine can reach the cluster."""
+
+    IP = "127.0.0.2"
 
     def __init__(self, cpus: int = 1) -> None:
         self.cpus = cpus
         self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = f"{self.IP}:{self.port}"
         self.temp_dir = f"/tmp/rlrun-ray-{self.port}"  # short: Ray's unix sockets live under it
         self.ray = str(Path(sys.executable).parent / "ray")
         self.env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-        self.env["RAY_AUTH_MODE"] = "disabled"  # localhost-only test cluster: no token to hand around
+        self.env["RAY_AUTH_MODE"] = "disabled"
         self.env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        self.head_cmd = ["ray", "start", "--head", f"--port={self.port}", f"--num-cpus={cpus}",
+                         "--include-dashboard=false", f"--node-ip-address={self.IP}", f"--temp-dir={self.temp_dir}",
+                         "--disable-usage-stats"]
+        self.worker_cmd = ["ray", "start", f"--address={self.address}", f"--num-cpus={cpus}",
+                           f"--node-ip-address={self.IP}", "--disable-usage-stats"]
+        self.worker_pids: list[int] = []
 
-    def _ray(self, *args: str) -> None:
-        subprocess.run([self.ray, "start", *args, f"--num-cpus={self.cpus}", "--node-ip-address=127.0.0.1",
-                        "--disable-usage-stats"], check=True, capture_output=True, text=True, env=self.env)
+    def _run(self, cmd: list[str]) -> None:
+        subprocess.run([self.ray, *cmd[1:]], check=True, capture_output=True, text=True, env=self.env)
 
     def start(self) -> LocalRay:
-        self._ray("--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.temp_dir}")
-        self._ray(f"--address={self.address}")
+        self._run(self.head_cmd)
+        head = set(self.pids())
+        self._run(self.worker_cmd)
         _wait(lambda: self.alive_nodes() == 2, 90, "the Ray cluster's two nodes")
+        self.worker_pids = sorted(set(self.pids()) - head)  # the worker node's raylet and its helpers
         return self
+
+    def node_ids(self) -> dict[str, str]:
+        """{"head": node id, "worker": node id}, from the raylets' command lines."""
+        ids = {}
+        for pid in self.pids():
+            try:
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if Path(args[0].decode()).name != "raylet":
+                continue
+            node = next(a.decode().split("=", 1)[1] for a in args if a.startswith(b"--node_id="))
+            ids["worker" if pid in self.worker_pids else "head"] = node
+        return ids
+
+    def kill_worker(self) -> None:
+        """SIGKILL to the worker node's processes (its raylet first): the node dies as a crashed machine would."""
+        for pid in self.worker_pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def alive_nodes(self) -> int:
         code = (f"import ray; ray.init(address='{self.address}', log_to_driver=False); "

@@ -3,6 +3,8 @@ job among them, the submitit path, an Optuna study; each leaves its run dirs and
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -122,3 +124,15 @@ def test_optuna_study_reports_its_best_trial_and_survives_failed_trials(tmp_path
     assert result["best_value"] == returns[best] and result["best_params"]["agent.actor_lr"] == lrs[best]
     assert f"Optuna best trial (job {best}): return {returns[best]:.3f}" in proc.stdout
     assert _rows(sweep / "summary_grouped.csv")[0]["jobs"] == str(best)  # best first
+
+
+def test_ray_launcher_without_ray_is_one_line_naming_the_extra(tmp_path):
+    """As if Ray were not installed: one line from rlrun, exit 2, no sweep directory."""
+    hide_ray = ("import importlib.util as u, sys; f = u.find_spec; "
+                "u.find_spec = lambda n, *a: None if n == 'ray' else f(n, *a); "
+                "from rlrun.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", hide_ray, "sweep", "hydra/launcher=ray", *TINY, "seed=0,1",
+                           "hydra.sweep.dir=sweep"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: hydra/launcher=ray needs Ray: pip install 'rlrun[ray]'"
+    assert not (tmp_path / "sweep").exists()

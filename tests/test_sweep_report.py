@@ -224,10 +224,15 @@ def test_slurm_preset_submits_a_job_array_with_its_resources(tmp_path, monkeypat
     assert any(ln.startswith("srun ") and "submitit.core._submit" in ln for ln in lines)
 
 
-def test_ray_preset_when_the_ray_extra_is_installed():
-    pytest.importorskip("hydra_plugins.hydra_ray_launcher")  # optional extra: rlrun[ray]
+def test_ray_preset_is_rlruns_own_launcher_that_hydra_finds():
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.launcher import Launcher
+
     cfg = _hydra_cfg(["hydra/launcher=rlrun_ray"])
     assert cfg.hydra.launcher.ray.init.address == "auto" and cfg.hydra.launcher.ray.remote.num_cpus == 1
+    assert cfg.hydra.launcher.ray.remote.max_retries == 0  # a lost job is failed, not rerun over its run dir
+    target = cfg.hydra.launcher._target_
+    assert target in [f"{c.__module__}.{c.__name__}" for c in Plugins.instance().discover(Launcher)]
 
 
 def test_optuna_preset_maximises_the_return_with_a_study_in_the_sweep_dir():
@@ -270,14 +275,14 @@ def test_without_the_plugins_a_sweep_runs_sequentially_or_says_what_to_install(t
     import importlib.util
 
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name.startswith("hydra_plugins.") else find_spec(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("hydra_plugins.")
+                        or name == "ray" else find_spec(name, *a))
     args, _, _ = sweep_cli.prepare_sweep(["seed=0,1", "hydra.sweep.dir=x"])
     assert not any(a.startswith(("hydra/launcher", "hydra.launcher", "progress")) for a in args)
     assert "running the jobs one after another" in capsys.readouterr().err
     with pytest.raises(ConfigError, match=r"hydra/sweeper=optuna needs its Hydra plugin: pip install 'rlrun\[sweep\]'"):
         sweep_cli.prepare_sweep(["hydra/sweeper=optuna", "hydra.sweep.dir=x"])
-    with pytest.raises(ConfigError, match=r"pip install 'rlrun\[ray\]'"):
+    with pytest.raises(ConfigError, match=r"^hydra/launcher=ray needs Ray: pip install 'rlrun\[ray\]'$"):
         sweep_cli.prepare_sweep(["hydra/launcher=ray", "hydra.sweep.dir=x"])
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import logging
 import multiprocessing as mp
 import signal
 from collections.abc import Iterator, Sequence
@@ -353,6 +354,10 @@ class RayPool(EnvPool):
         self.actors = start_actors(factory, num_envs, address, cpus=0.0 if factory.evaluation else 1.0)
         first = self._gather(list(range(num_envs)), [a.spaces.remote() for a in self.actors], "start")
         self.observation_space, self.action_space = first[0]
+        nodes = self._gather(list(range(num_envs)), [a.node.remote() for a in self.actors], "start")
+        logging.getLogger(__name__).info(
+            "vector=ray: %s env copies on %d Ray node(s): %s", "evaluation" if factory.evaluation else "training",
+            len(set(nodes)), ", ".join(f"copy {i} on {n}" for i, n in enumerate(nodes)))
 
     def _gather(self, idx: list[int], refs: list[Any], what: str) -> list[Any]:
         ray = self.ray

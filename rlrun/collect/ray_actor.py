@@ -78,6 +78,11 @@ class EnvActor:
     def call(self, name: str, args: tuple) -> tuple[str, Any]:
         return self._run(lambda: getattr(self.env.unwrapped, name)(*args))
 
+    def node(self) -> tuple[str, Any]:
+        import ray
+
+        return "ok", ray.get_runtime_context().get_node_id()
+
     def attr(self, name: str, default: Any) -> tuple[str, Any]:
         def get() -> Any:
             if name.startswith("__has__"):
