@@ -14,8 +14,8 @@ import torch
 from gymnasium import spaces
 from scipy.stats import norm
 
+from rlrun.agents.a2c import A2C
 from rlrun.agents.ppo import (
-    A2C,
     PPO,
     clipped_surrogate_loss,
     normalize_advantages,

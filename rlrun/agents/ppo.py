@@ -1,4 +1,4 @@
-"""Proximal Policy Optimization (Schulman et al. 2017), and A2C (Mnih et al. 2016) as its one-epoch special case.
+"""Proximal Policy Optimization (Schulman et al. 2017); A2C (Mnih et al. 2016), its one-epoch special case, is a2c.py.
 
 On-policy: the trainer calls `policy_step` once per env step for all N copies (one forward pass), stores the
 result in a `rlrun.replay.rollout.RolloutBuffer` of n_steps x N rows, computes GAE(lambda) and calls `update`,
@@ -17,7 +17,8 @@ Networks are SB3's MlpPolicy, so a benchmark against SB3 compares like with like
 MLPs (64-64 tanh), orthogonal init (gain sqrt 2, 0.01 for the policy head, 1 for the value head), zero biases,
 a state-independent log-std, one Adam (eps 1e-5) over all parameters, gradient-norm clipping.
 
-Action spaces (each a small `*Head` that turns the actor's output into samples, log-probs and env actions):
+Action spaces (each a small `*Head` in policy_heads.py that turns the actor's output into samples, log-probs
+and env actions):
 - Box, `squash=clip`: a Gaussian in env units, stored unclipped and clipped to the bounds only for the env
   (SB3). `squash=tanh`: a = tanh(u) mapped affinely onto the bounds, stored as the pre-tanh u, with
   log pi(a) = log N(u) - sum log(1 - tanh(u)^2).
@@ -46,7 +47,7 @@ from torch import nn
 from rlrun.agents.base import Agent
 from rlrun.agents.dqn import MASK_MODES, mask_declared
 from rlrun.agents.nets import ACTIVATIONS, mlp
-from rlrun.agents.sac import LOG_SQRT_2PI, tanh_log_det
+from rlrun.agents.policy_heads import CategoricalHead, GaussianHead, HybridHead
 from rlrun.errors import ConfigError
 from rlrun.replay.rollout import PolicyStep, RolloutBuffer
 from rlrun.spaces import is_hybrid
@@ -54,7 +55,6 @@ from rlrun.spaces import is_hybrid
 SCHEDULES = ("constant", "linear")
 SQUASHES = ("clip", "tanh")
 LAYOUTS = ("shared", "per_action")
-GAUSS_ENTROPY = 0.5 + LOG_SQRT_2PI  # entropy of N(0, 1) per dimension; add log_std
 
 
 # ---- the losses, as pure functions of tensors (tests check them against hand-computed numbers) -------------
@@ -99,186 +99,6 @@ def normalize_advantages(advantages: torch.Tensor) -> torch.Tensor:
     if advantages.numel() < 2:
         return advantages
     return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-
-
-def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """Elementwise log N(x | mean, exp(log_std)^2); the caller sums over the dimensions it scores."""
-    z = (x - mean) * torch.exp(-log_std)
-    return -0.5 * z.pow(2) - log_std - LOG_SQRT_2PI
-
-
-# ---- action heads: actor output -> samples, log-probs, entropy, env actions ------------------------------
-class BoxBounds:
-    """Maps raw Gaussian samples to a Box: clipped (SB3) or tanh-squashed and rescaled."""
-
-    def __init__(self, box: spaces.Box, squash: str) -> None:
-        self.shape, self.dtype, self.squash = box.shape, box.dtype, squash
-        self.low = box.low.astype(np.float32).reshape(-1)
-        self.high = box.high.astype(np.float32).reshape(-1)
-        if squash == "tanh" and not (np.all(np.isfinite(self.low)) and np.all(np.isfinite(self.high))):
-            raise ConfigError(f"agent.squash=tanh needs a bounded Box action space, got {box}; use squash=clip")
-        self.scale, self.bias = (self.high - self.low) / 2.0, (self.high + self.low) / 2.0
-
-    def to_env(self, raw: np.ndarray) -> np.ndarray:
-        """[N, D] raw samples -> [N, *shape] actions inside the bounds."""
-        a = np.clip(raw, self.low, self.high) if self.squash == "clip" else np.tanh(raw) * self.scale + self.bias
-        return a.astype(self.dtype, copy=False).reshape(len(raw), *self.shape)
-
-    def log_det(self, raw: torch.Tensor) -> torch.Tensor:
-        """Elementwise log |d tanh(u) / du| for tanh squashing (0 for clipping: log-probs are of u)."""
-        return tanh_log_det(raw) if self.squash == "tanh" else torch.zeros_like(raw)
-
-
-def gumbel_argmax(logits: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """A categorical sample per row by the Gumbel-max trick: logits of -inf are never chosen."""
-    g = torch.from_numpy(rng.gumbel(size=tuple(logits.shape)).astype(np.float32)).to(logits.device)
-    return (logits + g).argmax(dim=-1)
-
-
-def categorical_entropy(log_p: torch.Tensor) -> torch.Tensor:
-    """-sum p log p per row, with masked (-inf) entries contributing 0 rather than 0 * -inf = nan."""
-    return -(log_p.exp() * log_p.clamp_min(torch.finfo(log_p.dtype).min)).sum(-1)
-
-
-class GaussianHead:
-    """Box: a diagonal Gaussian over raw actions with a state-independent log-std."""
-
-    def __init__(self, box: spaces.Box, squash: str) -> None:
-        self.bounds = BoxBounds(box, squash)
-        self.raw_dim = self.out_dim = self.std_dim = int(np.prod(box.shape))
-
-    def sample(self, out: torch.Tensor, log_std: torch.Tensor, masks: torch.Tensor | None,
-               rng: np.random.Generator) -> torch.Tensor:
-        eps = torch.from_numpy(rng.standard_normal(tuple(out.shape), dtype=np.float32)).to(out.device)
-        return out + log_std.exp() * eps
-
-    def mode(self, out: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
-        return out
-
-    def evaluate(self, out: torch.Tensor, log_std: torch.Tensor, raw: torch.Tensor,
-                 masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """log pi(raw) [B] and the entropy [B]: exact for clipping, the one-sample estimate -log pi for tanh
-        (no closed form; SB3 does the same)."""
-        log_prob = (gaussian_log_prob(raw, out, log_std) - self.bounds.log_det(raw)).sum(-1)
-        if self.bounds.squash == "tanh":
-            return log_prob, -log_prob
-        return log_prob, (GAUSS_ENTROPY + log_std).sum().expand(out.shape[0])
-
-    def to_env(self, raw: np.ndarray) -> list[Any]:
-        return list(self.bounds.to_env(raw))
-
-
-class CategoricalHead:
-    """Discrete(n): logits, with invalid actions masked to -inf. A row with no valid action is left unmasked
-    (the env decides what choosing then means) instead of producing NaNs."""
-
-    def __init__(self, space: spaces.Discrete) -> None:
-        self.n, self.start = int(space.n), int(space.start)
-        self.raw_dim, self.out_dim, self.std_dim = 1, self.n, 0
-
-    @staticmethod
-    def masked(logits: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
-        if masks is None:
-            return logits
-        valid = masks | ~masks.any(dim=-1, keepdim=True)
-        return logits.masked_fill(~valid, -torch.inf)
-
-    def sample(self, out: torch.Tensor, log_std: torch.Tensor, masks: torch.Tensor | None,
-               rng: np.random.Generator) -> torch.Tensor:
-        return gumbel_argmax(self.masked(out, masks), rng).float().unsqueeze(-1)
-
-    def mode(self, out: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
-        return self.masked(out, masks).argmax(dim=-1).float().unsqueeze(-1)
-
-    def evaluate(self, out: torch.Tensor, log_std: torch.Tensor, raw: torch.Tensor,
-                 masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        log_p = torch.log_softmax(self.masked(out, masks), dim=-1)
-        log_prob = log_p.gather(1, raw[:, :1].long()).squeeze(1)
-        return log_prob, categorical_entropy(log_p)
-
-    def to_env(self, raw: np.ndarray) -> list[Any]:
-        return (raw[:, 0].astype(np.int64) + self.start).tolist()
-
-
-class HybridHead:
-    """Tuple(Discrete(K), Box(D)): logits for k, then K x D Gaussian means (one parameter vector per choice) and
-    K x D log-stds. raw = [k, x_1..x_D]; log pi(k, x) = log pi(k) + sum_d m_kd log N(x_d | mu_kd, sigma_kd) with
-    m_k the dims choice k uses (all for `shared`, slice k for `per_action`)."""
-
-    def __init__(self, space: spaces.Tuple, squash: str, layout: str, param_sizes: list[int] | None,
-                 device: torch.device) -> None:
-        disc, box = space.spaces
-        if len(box.shape) != 1:
-            raise ConfigError(f"PPO needs a 1-d Box of parameters in a hybrid action space, got {box}")
-        self.K, self.start, self.D = int(disc.n), int(disc.start), int(box.shape[0])
-        self.bounds = BoxBounds(box, squash)
-        self.raw_dim, self.out_dim, self.std_dim = 1 + self.D, self.K * (1 + self.D), self.K * self.D
-        uses = torch.ones(self.K, self.D)
-        if layout == "per_action":
-            sizes = self._per_action_sizes(param_sizes)
-            offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-            uses.zero_()
-            for k in range(self.K):
-                uses[k, offsets[k] : offsets[k + 1]] = 1.0
-        elif param_sizes is not None:
-            raise ConfigError("agent.param_sizes applies only to agent.layout=per_action")
-        self.uses = uses.to(device)  # [K, D]
-
-    def _per_action_sizes(self, param_sizes: list[int] | None) -> list[int]:
-        if param_sizes is None:
-            if self.D % self.K:
-                raise ConfigError(f"agent.layout=per_action: the parameter Box has {self.D} dims, not divisible by "
-                                  f"K={self.K}; set agent.param_sizes (one size per action) or agent.layout=shared")
-            return [self.D // self.K] * self.K
-        sizes = [int(s) for s in param_sizes]
-        if len(sizes) != self.K or min(sizes) < 0 or sum(sizes) != self.D:
-            raise ConfigError(f"agent.param_sizes must list {self.K} sizes summing to the Box's {self.D} dims, "
-                              f"got {sizes}")
-        return sizes
-
-    def split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Actor output [B, K + K D] -> logits [B, K], means [B, K, D]."""
-        return out[:, : self.K], out[:, self.K :].reshape(-1, self.K, self.D)
-
-    def _params_of(self, means: torch.Tensor, log_std: torch.Tensor,
-                   k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Choice k's mean, log-std and used dims per row, each [B, D]."""
-        rows = torch.arange(means.shape[0], device=means.device)
-        return means[rows, k], log_std.view(self.K, self.D)[k], self.uses[k]
-
-    def sample(self, out: torch.Tensor, log_std: torch.Tensor, masks: torch.Tensor | None,
-               rng: np.random.Generator) -> torch.Tensor:
-        logits, means = self.split(out)
-        k = gumbel_argmax(logits, rng)
-        mu, ls, _ = self._params_of(means, log_std, k)
-        eps = torch.from_numpy(rng.standard_normal(tuple(mu.shape), dtype=np.float32)).to(out.device)
-        return torch.cat([k.float().unsqueeze(-1), mu + ls.exp() * eps], dim=-1)
-
-    def mode(self, out: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
-        logits, means = self.split(out)
-        k = logits.argmax(dim=-1)
-        mu = means[torch.arange(means.shape[0], device=means.device), k]
-        return torch.cat([k.float().unsqueeze(-1), mu], dim=-1)
-
-    def evaluate(self, out: torch.Tensor, log_std: torch.Tensor, raw: torch.Tensor,
-                 masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """log pi(k) + log N(x | mu_k, sigma_k) over choice k's dims; entropy H(k) + sum_k pi(k) H(x | k)
-        (exact for clipping; for tanh the x part is the one-sample estimate)."""
-        logits, means = self.split(out)
-        k, x = raw[:, 0].long(), raw[:, 1:]
-        log_pk = torch.log_softmax(logits, dim=-1)
-        mu, ls, use = self._params_of(means, log_std, k)
-        log_px = ((gaussian_log_prob(x, mu, ls) - self.bounds.log_det(x)) * use).sum(-1)
-        if self.bounds.squash == "tanh":
-            h_x = -log_px
-        else:
-            h_per_k = ((GAUSS_ENTROPY + log_std.view(self.K, self.D)) * self.uses).sum(-1)  # [K]
-            h_x = log_pk.exp() @ h_per_k
-        return log_pk.gather(1, k.unsqueeze(1)).squeeze(1) + log_px, categorical_entropy(log_pk) + h_x
-
-    def to_env(self, raw: np.ndarray) -> list[Any]:
-        ks = (raw[:, 0].astype(np.int64) + self.start).tolist()
-        return list(zip(ks, self.bounds.to_env(raw[:, 1:]), strict=True))
 
 
 # ---- networks ---------------------------------------------------------------------------------------------
@@ -588,62 +408,3 @@ class PPO(Agent):
             if "obs_rms" not in state:
                 raise KeyError("checkpoint lacks the observation normaliser (trained without normalize_obs?)")
             self.obs_rms.load_state_dict(state["obs_rms"])
-
-
-class A2C(PPO):
-    """Synchronous advantage actor-critic: one gradient step per rollout on the whole of it, the plain policy
-    gradient -E[A log pi] (no ratio, no clipping), RMSprop. Defaults are SB3's A2C."""
-
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        *,
-        device: str = "cpu",
-        seed: int = 0,
-        gamma: float = 0.99,
-        n_steps: int = 5,
-        gae_lambda: float = 1.0,
-        lr: float = 7e-4,
-        lr_schedule: str = "constant",
-        ent_coef: float = 0.0,
-        vf_coef: float = 0.5,
-        max_grad_norm: float | None = 0.5,
-        normalize_advantage: bool = False,
-        normalize_obs: bool = False,
-        squash: str = "clip",
-        hidden: list[int] = (64, 64),
-        activation: str = "tanh",
-        log_std_init: float = 0.0,
-        ortho_init: bool = True,
-        rms_alpha: float = 0.99,
-        rms_eps: float = 1e-5,
-        horizon: int | None = None,
-        action_mask: str = "auto",
-        layout: str = "shared",
-        param_sizes: list[int] | None = None,
-    ) -> None:
-        if not 0.0 <= rms_alpha < 1.0:
-            raise ConfigError(f"agent.rms_alpha must be in [0, 1), got {rms_alpha}")
-        if not rms_eps > 0:
-            raise ConfigError(f"agent.rms_eps must be > 0, got {rms_eps}")
-        self.rms_alpha, self.rms_eps = float(rms_alpha), float(rms_eps)  # make_optimizer reads them
-        # batch_size = n_steps only satisfies the trainer's n_steps * num_envs >= batch_size check: the one
-        # minibatch is always the whole rollout (minibatch_size)
-        super().__init__(observation_space, action_space, device=device, seed=seed, gamma=gamma,
-                         batch_size=n_steps, n_steps=n_steps, n_epochs=1, gae_lambda=gae_lambda, lr=lr,
-                         lr_schedule=lr_schedule, ent_coef=ent_coef, vf_coef=vf_coef, max_grad_norm=max_grad_norm,
-                         normalize_advantage=normalize_advantage, normalize_obs=normalize_obs, squash=squash,
-                         hidden=hidden, activation=activation, log_std_init=log_std_init, ortho_init=ortho_init,
-                         horizon=horizon, action_mask=action_mask, layout=layout, param_sizes=param_sizes)
-
-    def make_optimizer(self, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
-        """RMSprop with SB3's A2C settings (alpha 0.99, eps 1e-5, no weight decay)."""
-        return torch.optim.RMSprop(params, lr=lr, alpha=self.rms_alpha, eps=self.rms_eps)
-
-    def policy_loss(self, log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor,
-                    clip_range: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return policy_gradient_loss(log_probs, old_log_probs, advantages, clip_range)
-
-    def minibatch_size(self, rollout: RolloutBuffer) -> int:
-        return rollout.n_steps * rollout.num_envs
