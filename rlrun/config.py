@@ -94,6 +94,10 @@ def validate_run(cfg: DictConfig) -> None:
             raise ConfigError(f"config group '{group}' is missing or has no _target_")
         validate_target(node, group)
         validate_numbers(node, group)
+    reward = cfg.get("reward")
+    if isinstance(reward, DictConfig) and "_target_" in reward:  # a reward component (rlrun.envs.rewards)
+        validate_target(reward, "reward")
+        validate_numbers(reward, "reward")
     validate_agent_ranges(cfg.agent)
     validate_vector(cfg)
 

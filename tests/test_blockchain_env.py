@@ -237,11 +237,12 @@ def test_registered_id_and_hydra_config_select_the_blockchain_reward():
     from rlrun.build import build_env
 
     cfg = compose(["env=blockchain", "agent=ddpg", "env.network.nodes=20"])
-    assert dict(cfg.reward) == {"latency_weight": 1.0, "throughput_weight": 0.003, "orphan_weight": 10.0}
+    assert dict(cfg.reward) == {"_target_": "rlrun.envs.rewards.BlockchainReward", "latency_weight": 1.0,
+                                "throughput_weight": 0.003, "orphan_weight": 10.0}
     built = build_env(cfg)
     assert isinstance(built, BlockchainEnv) and built.net_spec.nodes == 20
     cfg = compose(["env=blockchain", "agent=ddpg", "reward.orphan_weight=3.0"])
-    assert build_env(cfg).weights["orphan_weight"] == 3.0
+    assert build_env(cfg).unwrapped.reward.orphan_weight == 3.0
 
 
 def test_fixed_topology_is_shared_across_episodes():

@@ -289,7 +289,7 @@ def test_hydra_overrides_reach_the_env():
     )
     env = build_env(cfg).unwrapped
     assert env.net.load == 77.0 and list(env.net.ttl_range[0]) == [100.0, 200.0]
-    assert env.reward_cfg["success_bonus"] == 5.0
+    assert env.reward.success_bonus == 5.0
     assert list(cfg.agent.deny) == [3, 4]
 
 
@@ -303,5 +303,5 @@ def test_hydra_env_relay_selects_reward_relay():
     from rlrun.build import build_agent, build_env
 
     env = build_env(cfg)
-    assert env.unwrapped.reward_cfg["success_bonus"] == 2.0
+    assert env.unwrapped.reward.success_bonus == 2.0
     build_agent(cfg, env)

@@ -3,6 +3,7 @@ that same default, unless the option exists to differ (a preset: listed below wi
 and `EnvClass()` in Python mean the same thing. Interpolations (`${...}`) wire config to config and are not
 defaults; arguments whose default is None are computed by the constructor and may be spelled out."""
 
+import dataclasses
 import inspect
 import math
 
@@ -35,13 +36,16 @@ def same(default, value) -> bool:
 
 @pytest.mark.parametrize("option,node", list(group_files()), ids=lambda x: x if isinstance(x, str) else "")
 def test_yaml_defaults_match_the_constructor(option, node):
-    params, _ = parameters(locate(node._target_))
+    target = locate(node._target_)
+    params, _ = parameters(target)
+    factories = {f.name: f.default_factory for f in dataclasses.fields(target)
+                 if f.default_factory is not dataclasses.MISSING} if dataclasses.is_dataclass(target) else {}
     raw = OmegaConf.to_container(node, resolve=False)
     disagree = []
     for key, value in raw.items():
         if key.startswith("_") or key not in params or (option, key) in PRESETS:
             continue
-        default = params[key].default
+        default = factories[key]() if key in factories else params[key].default
         if default is inspect.Parameter.empty or default is None:
             continue
         if isinstance(value, str) and value.startswith("${"):

@@ -52,7 +52,6 @@ The terms are reported in info as reward_latency, reward_throughput, reward_orph
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -66,26 +65,17 @@ from rlrun.envs.chain.mempool import TxWorkload, TxWorkloadSpec
 from rlrun.envs.chain.network import Network, NetworkSpec
 from rlrun.envs.chain.pow import PowChain, make_hashpower
 from rlrun.envs.chain.protocol import ProtocolSpec
-from rlrun.envs.chain.spec import check_keys, choice, integer, number
+from rlrun.envs.chain.spec import choice, integer, number
 from rlrun.envs.chain.tables import POOL_HASHPOWER
+from rlrun.envs.rewards import BlockchainReward, as_reward
 from rlrun.errors import ConfigError
 
-REWARD_DEFAULTS = {"latency_weight": 1.0, "throughput_weight": 3e-3, "orphan_weight": 10.0}
 #: Bitcoin's protocol settings: ~1 MB blocks every 600 s, flooded to every peer (the static baseline)
 BITCOIN_LIKE = {"block_size_mb": 1.0, "block_interval_s": 600.0, "strategy": "flood"}
 OBS_BASIC = ["latency_to_peers_mean", "mempool_depth", "available_bandwidth", "recent_orphan_rate",
              "recent_throughput"]
 OBS_EXTENDED = OBS_BASIC + ["latency", "latency_p95", "prop_time_p90", "block_size", "block_interval",
                             "blocks_found", "day_sin", "day_cos"]
-
-
-def parse_reward(reward: Mapping[str, Any] | None, prefix: str = "reward") -> dict[str, float]:
-    """MAP weights; every weight must be finite and >= 0 (the signs are in the formula)."""
-    d = check_keys(reward, set(REWARD_DEFAULTS), prefix)
-    out = dict(REWARD_DEFAULTS)
-    for k, v in d.items():
-        out[k] = number(v, f"{prefix}.{k}", low=0.0)
-    return out
 
 
 def _range(value: Any, key: str, default: tuple[float, float]) -> tuple[float, float]:
@@ -185,7 +175,7 @@ class BlockchainEnv(gym.Env):
         self.tx_spec = TxWorkloadSpec.from_config(transactions, f"{p}.transactions")
         self.protocol = ProtocolSpec.from_config(protocol, f"{p}.protocol")
         self.topology_seed = None if topology_seed is None else integer(topology_seed, f"{p}.topology_seed")
-        self.weights = parse_reward(reward)
+        self.reward = as_reward(reward, BlockchainReward)
 
         k = self.relay_slots
         if self.action_mode == "continuous":
@@ -347,14 +337,6 @@ class BlockchainEnv(gym.Env):
             ]
         return np.clip(np.asarray(vals, dtype=np.float32), 0.0, 1.0)
 
-    def reward_terms(self, m: dict[str, float]) -> dict[str, float]:
-        w = self.weights
-        return {
-            "reward_latency": -w["latency_weight"] * m["latency"] / 60.0,
-            "reward_throughput": w["throughput_weight"] * min(m["throughput"], m["offered_load"]) * 60.0,
-            "reward_orphan": -w["orphan_weight"] * m["orphan_rate"],
-        }
-
     # ---- Gymnasium API ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -383,7 +365,7 @@ class BlockchainEnv(gym.Env):
         size_mb, interval_s, key = self.decode_action(action)
         m = self._window(size_mb, interval_s, key)
         self._last = m
-        terms = self.reward_terms(m)
+        terms = self.reward.terms(m)
         reward = float(sum(terms.values()))
         self._t += 1
         info = {**m, **terms}

@@ -1,8 +1,9 @@
 """Relay overlay routing (seed 003): `RelayEnv`, registered as rlrun/Relay-v0.
 
-env.py holds the SimPy simulation, topology.py the networkx overlays, obs.py the observation layout.
+network.py holds the SimPy simulation, env.py the Gym adapter, topology.py the networkx overlays, obs.py the
+observation layout and its decoder; the reward formula is rlrun.envs.rewards.RelayReward.
 """
 
-from rlrun.envs.relay.env import REWARD_DEFAULTS, RelayEnv
+from rlrun.envs.relay.env import RelayEnv
 
-__all__ = ["REWARD_DEFAULTS", "RelayEnv"]
+__all__ = ["RelayEnv"]

@@ -46,7 +46,6 @@ This module is the Gym adapter (spaces, observation, reward); the simulator is n
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import Any
 
 import gymnasium as gym
@@ -56,6 +55,7 @@ from gymnasium import spaces
 from rlrun.envs.relay import obs as O
 from rlrun.envs.relay.network import Hop, RelayNetwork
 from rlrun.envs.relay.topology import build_topology
+from rlrun.envs.rewards import RelayReward, as_reward
 from rlrun.errors import ConfigError
 
 DECIDE_AT = ("arrival", "dequeue")
@@ -64,53 +64,11 @@ ADMISSION = ("reject", "wait")
 _LOG_MAX_SIZE = math.log1p(O.MAX_SIZE_BYTES)
 MAX_LOAD = 5_000.0  # messages per simulated second: the grid saturates near 350, the README runs 50 to 380
 
-REWARD_DEFAULTS: dict[str, Any] = {
-    "latency_weight": 1.0,  # per second of delivery time
-    "loss_penalty": 3.0,  # per dropped message (lost, expired or refused)
-    "price_weight": 0.2,  # per unit of cost (price per MB * MB)
-    "success_bonus": 2.0,  # per delivered message
-    "sla_penalty": 1.0,  # per delivery while the class's rolling P95 exceeds its target, times the excess
-    "cross_region_penalty": 1.0,  # per hop that takes a `regional` message out of its region
-    "progress_weight": 0.0,  # potential-based shaping by static shortest-path RTT (0 = the seed's reward)
-    "sla_target_ms": {"best-effort": 1500.0, "regional": 400.0, "backbone": 800.0},
-    "sla_window": 200,  # deliveries per class in the rolling P95
-}
-
 TTL_DEFAULTS_MS: dict[str, list[float]] = {
     "best-effort": [2000.0, 5000.0],
     "regional": [800.0, 2000.0],
     "backbone": [1500.0, 4000.0],
 }
-
-
-def resolve_reward(reward: Any) -> dict[str, Any]:
-    """Merge the `reward` group over the seed's defaults and check every weight's rule."""
-    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in REWARD_DEFAULTS.items()}
-    if reward is None:
-        return cfg
-    given = dict(reward)
-    unknown = set(given) - set(REWARD_DEFAULTS)
-    if unknown:
-        raise ConfigError(f"reward has unknown keys {sorted(unknown)}; allowed: {', '.join(REWARD_DEFAULTS)}")
-    for key, value in given.items():
-        if key == "sla_target_ms":
-            targets = dict(value)
-            bad = set(targets) - set(O.QCLASSES)
-            if bad:
-                raise ConfigError(f"reward.sla_target_ms keys must be among {', '.join(O.QCLASSES)}, got {sorted(bad)}")
-            for cls, t in targets.items():
-                if float(t) <= 0:
-                    raise ConfigError(f"reward.sla_target_ms.{cls} must be > 0, got {t}")
-                cfg["sla_target_ms"][cls] = float(t)
-        elif key == "sla_window":
-            if int(value) < 1:
-                raise ConfigError(f"reward.sla_window must be >= 1, got {value}")
-            cfg[key] = int(value)
-        else:
-            if float(value) < 0:
-                raise ConfigError(f"reward.{key} must be >= 0 (it is a weight on a cost or a bonus), got {value}")
-            cfg[key] = float(value)
-    return cfg
 
 
 class RelayEnv(gym.Env):
@@ -180,7 +138,7 @@ class RelayEnv(gym.Env):
         sp_ties: str = "first",
         reward: Any = None,
     ) -> None:
-        self.reward_cfg = resolve_reward(reward)
+        self.reward = as_reward(reward, RelayReward)
         if not 0 < load <= MAX_LOAD:
             raise ConfigError(f"env.load must be in (0, {MAX_LOAD:g}] messages per second, got {load} (a step "
                               f"simulates every arrival before the next decision: beyond that it never returns)")
@@ -260,7 +218,7 @@ class RelayEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._steps = 0
-        self._sla = [deque(maxlen=self.reward_cfg["sla_window"]) for _ in O.QCLASSES]
+        self.reward.reset()
         self._feedback = np.zeros(len(O.FEEDBACK), dtype=np.float32)
         self.net.start(self.np_random)
         self._started = True
@@ -297,44 +255,25 @@ class RelayEnv(gym.Env):
 
     # ---- the reward ---------------------------------------------------------------------------------
     def _reward_terms(self, msg: Any, hop: Hop) -> dict[str, Any]:
-        """The hop's reward terms (weights from the `reward` group), its info entries and the feedback the
+        """The hop's info entries and reward terms (the `reward` component's formula); sets the feedback the
         next observation carries."""
-        w = self.reward_cfg
         info: dict[str, Any] = {"hop_ms": hop.hop_ms, "cost": hop.cost, "delivered": float(hop.delivered),
                                 "dropped": float(hop.dropped), "lost": float(hop.lost),
                                 "expired": float(hop.expired), "refused": float(hop.refused),
                                 "violation": float(hop.violation)}
-        r_lat = r_price = r_loss = r_bonus = r_sla = r_region = r_prog = 0.0
-        if hop.refused:
-            r_loss = -w["loss_penalty"]
-        else:
-            r_price = -w["price_weight"] * hop.cost
-            if hop.violation:
-                r_region = -w["cross_region_penalty"]
-            if hop.expired or hop.lost:
-                r_loss = -w["loss_penalty"]
-            else:
-                progress_ms = self.net.sp_rtt(hop.x, msg) - self.net.sp_rtt(hop.y, msg)
-                r_prog = w["progress_weight"] * progress_ms / O.RTT_NORM_MS
-                if hop.delivered:
-                    info["delivery_ms"] = hop.delivery_ms
-                    r_bonus = w["success_bonus"]
-                    r_sla = -w["sla_penalty"] * self._sla_excess(msg.qclass, hop.delivery_ms)
-            r_lat = -w["latency_weight"] * hop.hop_ms / 1000.0
+        if hop.delivered:
+            info["delivery_ms"] = hop.delivery_ms
+        progress_ms = 0.0 if hop.refused else self.net.sp_rtt(hop.x, msg) - self.net.sp_rtt(hop.y, msg)
+        terms = self.reward.terms({"refused": hop.refused, "lost": hop.lost, "expired": hop.expired,
+                                   "delivered": hop.delivered, "violation": hop.violation, "cost": hop.cost,
+                                   "hop_ms": hop.hop_ms, "delivery_ms": hop.delivery_ms, "qclass": msg.qclass,
+                                   "progress_ms": progress_ms})
         terminal = hop.dropped or hop.delivered
         self._feedback[:] = (1.0, float(terminal), float(hop.delivered), float(terminal and not hop.delivered),
                              hop.hop_ms / O.TIME_NORM_MS, hop.delivery_ms / O.TIME_NORM_MS)
-        info.update(r_latency=r_lat, r_price=r_price, r_loss=r_loss, r_bonus=r_bonus, r_sla=r_sla,
-                    r_region=r_region, r_progress=r_prog)
-        info["reward"] = r_lat + r_price + r_loss + r_bonus + r_sla + r_region + r_prog
+        info.update(terms)
+        info["reward"] = sum(terms.values())
         return info
-
-    def _sla_excess(self, qclass: int, delivery_ms: float) -> float:
-        window = self._sla[qclass]
-        window.append(delivery_ms)
-        target = self.reward_cfg["sla_target_ms"][O.QCLASSES[qclass]]
-        p95 = float(np.percentile(np.fromiter(window, dtype=np.float64, count=len(window)), 95))
-        return max(0.0, p95 / target - 1.0)
 
     # ---- observation --------------------------------------------------------------------------------
     def _static_blocks(self) -> None:

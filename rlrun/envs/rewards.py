@@ -1,0 +1,157 @@
+"""Rewards as components: each `reward` config-group option names a class here (`_target_`) with its weights as
+typed constructor arguments, and the env asks it for the step's reward terms, `terms(metrics) -> {name:
+value}`; the reward is their sum, and each term is logged (info / TensorBoard `env/<term>`). A new formula is
+a new class (here or in your own package) plus a YAML file that names it; the env does not change.
+
+    reward = BlockchainReward(orphan_weight=5.0)
+    terms = reward.terms({"latency": 120.0, "throughput": 3.0, "offered_load": 3.0, "orphan_rate": 0.01})
+
+Weights are checked when the reward is built: a wrong key or value is one ConfigError line that names
+`reward.<key>`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rlrun.errors import ConfigError
+
+QCLASSES = ("best-effort", "regional", "backbone")  # the relay's message classes (rlrun.envs.relay.obs)
+
+
+class Reward:
+    """A reward formula. Subclasses are dataclasses whose fields are the weights."""
+
+    def terms(self, metrics: Mapping[str, Any]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget per-episode state (the relay's rolling SLA windows); called at every env reset."""
+
+    def weights(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+
+
+def weight(value: Any, key: str) -> float:
+    """A finite weight >= 0 (the formula carries the signs)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"reward.{key} must be a number, got {value!r}") from None
+    if not math.isfinite(x) or x < 0:
+        raise ConfigError(f"reward.{key} must be a finite number >= 0 (it weighs a cost or a bonus), got {value!r}")
+    return x
+
+
+def as_reward(reward: Reward | Mapping[str, Any] | None, default: type[Reward]) -> Reward:
+    """The env's reward component: one built from the `reward` group (anything with `terms`), or `default`
+    built from a mapping of its weights (a run saved before rewards had a `_target_`, or Python callers), or
+    `default()` for None."""
+    if reward is None:
+        return default()
+    if hasattr(reward, "terms"):
+        return reward  # type: ignore[return-value]
+    if not isinstance(reward, Mapping):
+        raise ConfigError(f"reward must be a mapping of weights or a reward component, got {type(reward).__name__}")
+    allowed = [f.name for f in dataclasses.fields(default)]
+    unknown = sorted(set(reward) - set(allowed) - {"_target_"})
+    if unknown:
+        raise ConfigError(f"reward.{unknown[0]} is not a weight of {default.__name__}; allowed: {', '.join(allowed)}")
+    return default(**{k: v for k, v in reward.items() if k != "_target_"})
+
+
+@dataclass
+class BlockchainReward(Reward):
+    """Seed 000's MAP reward (its alpha, beta, gamma): r = -latency_weight * latency_min
+    + throughput_weight * throughput_tpm - orphan_weight * orphan_rate. Throughput counts confirmations only up
+    to the window's offered load (see rlrun.envs.blockchain)."""
+
+    latency_weight: float = 1.0
+    throughput_weight: float = 3e-3
+    orphan_weight: float = 10.0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, weight(getattr(self, f.name), f.name))
+
+    def terms(self, m: Mapping[str, Any]) -> dict[str, float]:
+        return {
+            "reward_latency": -self.latency_weight * m["latency"] / 60.0,
+            "reward_throughput": self.throughput_weight * min(m["throughput"], m["offered_load"]) * 60.0,
+            "reward_orphan": -self.orphan_weight * m["orphan_rate"],
+        }
+
+
+@dataclass
+class RelayReward(Reward):
+    """Seed 003's per-hop reward (see rlrun.envs.relay.env):
+    r = -(latency_weight * hop_s + price_weight * cost) - loss_penalty * dropped + success_bonus * delivered
+        - sla_penalty * max(0, P95/target - 1) [on delivery] - cross_region_penalty * violation
+        + progress_weight * (shortest-path RTT to the destination before - after the hop) / 100 ms."""
+
+    latency_weight: float = 1.0  # per second of delivery time
+    loss_penalty: float = 3.0  # per dropped message (lost, expired or refused)
+    price_weight: float = 0.2  # per unit of cost (price per MB * MB)
+    success_bonus: float = 2.0  # per delivered message
+    sla_penalty: float = 1.0  # per delivery while the class's rolling P95 exceeds its target, times the excess
+    cross_region_penalty: float = 1.0  # per hop that takes a `regional` message out of its region
+    progress_weight: float = 0.0  # potential-based shaping by static shortest-path RTT (0 = the seed's reward)
+    sla_target_ms: dict[str, float] = field(
+        default_factory=lambda: {"best-effort": 1500.0, "regional": 400.0, "backbone": 800.0})
+    sla_window: int = 200  # deliveries per class in the rolling P95
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if f.name not in ("sla_target_ms", "sla_window"):
+                setattr(self, f.name, weight(getattr(self, f.name), f.name))
+        targets = {"best-effort": 1500.0, "regional": 400.0, "backbone": 800.0}
+        given = dict(self.sla_target_ms or {})
+        bad = sorted(set(given) - set(QCLASSES))
+        if bad:
+            raise ConfigError(f"reward.sla_target_ms keys must be among {', '.join(QCLASSES)}, got {bad}")
+        for cls, t in given.items():
+            if not float(t) > 0:
+                raise ConfigError(f"reward.sla_target_ms.{cls} must be > 0, got {t}")
+            targets[cls] = float(t)
+        self.sla_target_ms = targets
+        if int(self.sla_window) < 1:
+            raise ConfigError(f"reward.sla_window must be >= 1, got {self.sla_window}")
+        self.sla_window = int(self.sla_window)
+        self.reset()
+
+    def reset(self) -> None:
+        self._sla = [deque(maxlen=self.sla_window) for _ in QCLASSES]
+
+    def _sla_excess(self, qclass: int, delivery_ms: float) -> float:
+        window = self._sla[qclass]
+        window.append(delivery_ms)
+        p95 = float(np.percentile(np.fromiter(window, dtype=np.float64, count=len(window)), 95))
+        return max(0.0, p95 / self.sla_target_ms[QCLASSES[qclass]] - 1.0)
+
+    def terms(self, hop: Mapping[str, Any]) -> dict[str, float]:
+        """`hop`: refused, cost, violation, lost, expired, delivered, delivery_ms, hop_ms, qclass, progress_ms
+        (the last only read for hops that neither dropped nor refused the message)."""
+        r_lat = r_price = r_loss = r_bonus = r_sla = r_region = r_prog = 0.0
+        if hop["refused"]:
+            r_loss = -self.loss_penalty
+        else:
+            r_price = -self.price_weight * hop["cost"]
+            if hop["violation"]:
+                r_region = -self.cross_region_penalty
+            if hop["expired"] or hop["lost"]:
+                r_loss = -self.loss_penalty
+            else:
+                r_prog = self.progress_weight * hop["progress_ms"] / 100.0
+                if hop["delivered"]:
+                    r_bonus = self.success_bonus
+                    r_sla = -self.sla_penalty * self._sla_excess(hop["qclass"], hop["delivery_ms"])
+            r_lat = -self.latency_weight * hop["hop_ms"] / 1000.0
+        return {"r_latency": r_lat, "r_price": r_price, "r_loss": r_loss, "r_bonus": r_bonus, "r_sla": r_sla,
+                "r_region": r_region, "r_progress": r_prog}
