@@ -10,7 +10,6 @@ from gymnasium import spaces
 from rlrun.agents.ddpg import DDPG
 from rlrun.agents.noise import ActionNoise
 from rlrun.agents.td3 import TD3
-from rlrun.errors import ConfigError
 from rlrun.replay.buffer import Batch, ReplayBuffer
 
 OBS = spaces.Box(-1.0, 1.0, (3,), dtype=np.float32)
@@ -92,15 +91,3 @@ def test_noise_sigma_decays_per_episode_down_to_its_floor():
         sigmas.append(noise.sigma)
     assert sigmas == pytest.approx([0.2, 0.1, 0.1])
     assert noise.sample(1000).std() == pytest.approx(0.1, rel=0.1)
-
-
-def test_actor_final_init_starts_the_policy_at_the_middle_of_the_box():
-    """agent.actor_final_init=3e-3 (the DDPG paper's last-layer init): the untrained actor's actions sit within
-    a few thousandths of the Box's middle; PyTorch's default init gives offsets of several hundredths."""
-    obs = np.random.default_rng(0).uniform(-1, 1, (64, 3)).astype(np.float32)
-    small = np.stack(DDPG(OBS, ACT, actor_hidden=[256, 256], seed=0, actor_final_init=3e-3).act_batch(obs, False))
-    default = np.stack(DDPG(OBS, ACT, actor_hidden=[256, 256], seed=0).act_batch(obs, False))
-    assert np.abs(small).max() < 2.0 * 0.03 and np.abs(default).max() > np.abs(small).max()
-    assert TD3(OBS, ACT, actor_final_init=3e-3).actor[-2].weight.abs().max() <= 3e-3
-    with pytest.raises(ConfigError, match="actor_final_init"):
-        DDPG(OBS, ACT, actor_final_init=0.0)

@@ -1,9 +1,5 @@
 """DDPG (Lillicrap et al., 2016): deterministic actor, Q critic, target networks with Polyak averaging.
 
-`actor_final_init` (off by default) draws the actor's last layer from U(-x, x), as the DDPG paper does with
-x = 3e-3, so the untrained policy outputs actions near the middle of the Box instead of the constant offsets
-(up to ~0.2 of the half-range) that PyTorch's default init gives.
-
 The actor outputs tanh-bounded actions in [-1, 1] that are affinely mapped to the env's Box; the critic sees
 the same normalised actions, so replayed env actions are normalised back before every update.
 """
@@ -51,7 +47,6 @@ class DDPG(Agent):
         noise_decay: float = 1.0,
         noise_min: float = 0.0,
         grad_clip: float | None = None,
-        actor_final_init: float | None = None,
     ) -> None:
         super().__init__(observation_space, action_space, device=device, seed=seed, gamma=gamma,
                          batch_size=batch_size)
@@ -59,8 +54,6 @@ class DDPG(Agent):
             raise ConfigError(f"agent.tau must be in (0, 1], got {tau}")
         if actor_lr <= 0 or critic_lr <= 0:
             raise ConfigError("agent.actor_lr and agent.critic_lr must be > 0")
-        if actor_final_init is not None and not actor_final_init > 0:
-            raise ConfigError(f"agent.actor_final_init must be > 0 or null, got {actor_final_init}")
         if not np.all(np.isfinite(action_space.low)) or not np.all(np.isfinite(action_space.high)):
             raise ConfigError(f"{type(self).__name__} needs a bounded Box action space, got {action_space}")
         self.tau = float(tau)
@@ -77,11 +70,6 @@ class DDPG(Agent):
         self._np_bias = self.action_bias.cpu().numpy()
 
         self.actor = mlp(obs_dim, actor_hidden, self.act_dim, output_activation="tanh").to(dev)
-        if actor_final_init is not None:  # Lillicrap et al. 2016, sec. 7: U(-3e-3, 3e-3) for the last layer
-            last = [m for m in self.actor if isinstance(m, torch.nn.Linear)][-1]
-            with torch.no_grad():
-                last.weight.uniform_(-actor_final_init, actor_final_init)
-                last.bias.uniform_(-actor_final_init, actor_final_init)
         self.critic = QEnsemble(obs_dim, self.act_dim, critic_hidden, self.n_critics, critic_arch).to(dev)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
