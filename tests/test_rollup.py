@@ -30,7 +30,7 @@ def observation(**changes: float) -> dict[str, float]:
         block_time=5000.0,
         gas_price_50th=100.0,
         gas_price_95th=110.0,
-        mempool_size=50.0,
+        mempool_size=250.0,  # when the block is built: its 200 transactions + a backlog of 50
         avg_gas_per_tx=75_000.0,
         failed_tx_ratio=0.0,
     )
@@ -60,7 +60,7 @@ def test_calm_chain_profile_and_gas():
 
 
 def test_congested_chain_batches_more_and_bids_more():
-    obs = observation(block_utilization=0.98, mempool_size=1000.0, gas_price_95th=180.0, failed_tx_ratio=0.2)
+    obs = observation(block_utilization=0.98, mempool_size=1200.0, gas_price_95th=180.0, failed_tx_ratio=0.2)
     p = suggest_rollup_profile(obs)
     # (1 + 2 * 0.9) * (1 + min(5/5, 1)) * sqrt(1.8) = 2.8 * 2 * 1.342 -> 75 blocks
     assert p["settlement_interval_blocks"] == round(10 * 2.8 * 2.0 * 1.8**0.5)

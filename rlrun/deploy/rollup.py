@@ -7,7 +7,8 @@ suggest_rollup_profile(observation) -> block_time_ms, gas_limit, settlement_inte
 - block_time_ms: a tenth of the L1 block time, rounded to 50 ms, within [200, 2000] ms, so soft
   confirmations stay an order of magnitude faster than L1 blocks.
 - gas_limit: what the L2 needs to carry the whole current demand with 2x headroom: demand (gas/s) = L1
-  throughput / (1 - failed_tx_ratio) (served plus turned away) + the mempool backlog drained over 60 s; times
+  throughput / (1 - failed_tx_ratio) (served plus turned away) + the mempool backlog drained over 60 s (the
+  backlog: mempool_size, counted when a block is built, minus that block's tx_count); times
   the L2 block time; rounded up to a million gas, within [1M, 100M].
 - settlement_interval_blocks: every 10 L1 blocks in calm conditions, stretched when settling is expensive:
   x (1 + 2 * utilisation above 80% / 20%) x (1 + backlog in blocks / 5, at most 2)
@@ -57,9 +58,15 @@ def _obs(observation: Mapping[str, float] | Sequence[float] | np.ndarray) -> dic
     return dict(zip(OBSERVATION_NAMES, values.tolist(), strict=True))
 
 
+def _backlog_tx(o: dict[str, float]) -> float:
+    """Transactions left waiting: the observation's mempool_size counts the pool when the proposer builds a
+    block (that block's transactions plus the backlog), so the backlog is what exceeds a block's tx_count."""
+    return max(0.0, o["mempool_size"] - o["tx_count"])
+
+
 def _backlog_blocks(o: dict[str, float]) -> float:
     per_block = max(o["tx_count"], 1.0)
-    return o["mempool_size"] / per_block
+    return _backlog_tx(o) / per_block
 
 
 def suggest_rollup_profile(observation: Mapping[str, float] | Sequence[float] | np.ndarray) -> dict[str, Any]:
@@ -70,7 +77,7 @@ def suggest_rollup_profile(observation: Mapping[str, float] | Sequence[float] | 
     block_time_ms = int(min(hi, max(lo, 50 * round(L2_BLOCK_TIME_FRACTION * o["block_time"] / 50))))
     served = o["tx_count"] * o["avg_gas_per_tx"] / l1_block_s
     failed = min(max(o["failed_tx_ratio"], 0.0), 0.99)
-    demand = served / (1.0 - failed) + o["mempool_size"] * o["avg_gas_per_tx"] / BACKLOG_DRAIN_S
+    demand = served / (1.0 - failed) + _backlog_tx(o) * o["avg_gas_per_tx"] / BACKLOG_DRAIN_S
     gas = GAS_HEADROOM * demand * block_time_ms / 1000.0
     gas_limit = int(min(GAS_LIMIT_RANGE[1], max(GAS_LIMIT_RANGE[0], math.ceil(gas / 1e6) * 1_000_000)))
     over_util = max(0.0, o["block_utilization"] - 0.8) / 0.2

@@ -15,8 +15,8 @@ normal operation; the raw values are in `info` under the same names.
     2   avg_tx_size           bytes                     1000      15  failed_tx_ratio      -       1
     3   block_time            ms                        T0        16  avg_gas_per_tx       gas     1e5
     4   block_time_delta      ms (block time - target)  T0        17  reward_per_validator uqor    1e6
-    5   gas_price_50th        gas price                 P0        18  slash_count          events  10
-    6   gas_price_95th        gas price                 P0        19  jail_count           events  10
+    5   gas_price_50th        gas price                 2 P0      18  slash_count          events  10
+    6   gas_price_95th        gas price                 2 P0      19  jail_count           events  10
     7   mempool_size          tx                        5000      20  inflation_rate       -       0.1
     8   mempool_bytes         bytes                     1e6       21  bonded_ratio         -       1
     9   validator_count       validators                N0        22  reputation_mean      -       1
@@ -24,6 +24,20 @@ normal operation; the raw values are in `info` under the same names.
     11  missed_block_ratio    -                         1         24  mev_estimate         -       1
     12  avg_commit_latency    ms                        1000
     (T0 = default_block_time_ms, P0 = default_base_gas_price, N0 = default_validator_set_size)
+
+Every feature moves under the default workload, whatever the policy (a test checks it):
+- mempool_size / mempool_bytes: pending transactions (and their bytes) when the proposer builds a block,
+  before inclusion, averaged over the window: the arrivals since the previous block plus any backlog (demand
+  above capacity in bursts). Sampled between blocks, the pool of the simulator is empty whenever the last
+  block cleared it, which at the defaults is most of the time.
+- validator_count: active validators up at each height (in the active set, not offline, region not down),
+  averaged over the window. The active set itself stays full, as on a Cosmos chain with more bonded
+  candidates than max_validators (extra candidates replace jailed validators): its size is
+  `info["active_set_size"]`.
+- inflation_rate / bonded_ratio: x/mint and delegation run on a policy clock `economy_speedup` times the
+  consensus clock (rlrun.envs.consensus_sim.economy); in real time they move by millionths per episode.
+- gas prices are scaled by 2 P0: the base price may reach 10 P0 (PARAMETER_BOUNDS) and the 95th percentile
+  about 12 P0 there, which at scale P0 would sit at the clip.
 
 Action: 5 values in [-1, 1] (ACTION_NAMES): block_time_delta, gas_price_delta, validator_set_size_delta
 (recommended and logged, never applied), pool_weight_rpos_delta, pool_weight_dpos_delta. Each moves its
@@ -232,6 +246,7 @@ class ConsensusEnv(gym.Env):
         tx_ttl_s: float = 60.0,
         mempool_capacity: int = 20_000,
         extra_candidates: int = 20,
+        economy_speedup: float = 1000.0,
         log_dir: str | None = None,
         reward: dict | None = None,
     ) -> None:
@@ -254,6 +269,7 @@ class ConsensusEnv(gym.Env):
             "tx_ttl_s": tx_ttl_s > 0,
             "mempool_capacity": mempool_capacity >= 1,
             "extra_candidates": extra_candidates >= 0,
+            "economy_speedup": economy_speedup > 0,
         }
         for key, ok in checks.items():
             if not ok:
@@ -293,6 +309,7 @@ class ConsensusEnv(gym.Env):
             mempool_capacity=int(mempool_capacity),
             default_block_time_ms=float(default_block_time_ms),
             default_base_gas_price=float(default_base_gas_price),
+            economy_speedup=float(economy_speedup),
         )
         defaults = {
             "block_time_ms": float(default_block_time_ms),
@@ -339,8 +356,8 @@ class ConsensusEnv(gym.Env):
                 1000,
                 t0,
                 t0,
-                p0,
-                p0,
+                2 * p0,
+                2 * p0,
                 5000,
                 1e6,
                 n0,
@@ -525,9 +542,9 @@ class ConsensusEnv(gym.Env):
             float(np.mean([r.block_time_ms - r.target_ms for r in w])) if w else 0.0,
             float(p50),
             float(p95),
-            float(sim.pool.count),
-            float(sim.pool.pending_bytes()),
-            float(active.size),
+            float(np.mean([r.mempool_count for r in w])) if w else float(sim.pool.count),
+            float(np.mean([r.mempool_bytes for r in w])) if w else float(sim.pool.pending_bytes()),
+            float(np.mean([r.validators_online for r in w])) if w else float(active.size),
             sim.gini(),
             float(np.mean([r.missed_ratio for r in w])) if w else 0.0,
             float(np.mean([r.commit_avg_ms for r in w])) if w else 0.0,
@@ -549,6 +566,7 @@ class ConsensusEnv(gym.Env):
             / max(1, (c1["priced_out"] - c0["priced_out"]) + (c1["submitted"] - c0["submitted"])),
             "failed_rounds": float(sum(r.rounds for r in w)),
             "burst_active": float(sim.burst),
+            "active_set_size": float(active.size),
         }
         return np.asarray(raw, dtype=np.float64)
 

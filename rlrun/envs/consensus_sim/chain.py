@@ -23,8 +23,9 @@ so the region-level delay model above is what matters here.
 
 Other processes: load bursts (SimPy process toggling a rate multiplier), region outages ("incidents", all
 validators of a region offline for a while), double-sign slashing (rare), Cosmos x/mint inflation moving
-towards the 67% bonded goal, and reward distribution (block provisions + fees, 2% community tax, half of
-rewards auto-compounded into stake).
+towards the 67% bonded goal and delegators bonding or unbonding as the staking yield compares with an
+outside yield (`economy.py`, on a policy clock `economy_speedup` times faster), and reward distribution
+(block provisions + fees, 2% community tax, half of rewards auto-compounded into stake).
 
 MEV heuristic (documented, per block): value = mev_propensity(proposer) * swap fees in the block *
 (0.5 + pending congestion after the block, capped at 1), where mev_propensity is the probability that the
@@ -42,6 +43,8 @@ import numpy as np
 import simpy
 
 from rlrun.envs.chain import tables
+from rlrun.envs.consensus_sim import economy
+from rlrun.envs.consensus_sim.economy import COMMUNITY_TAX
 from rlrun.envs.consensus_sim.txpool import TxPool
 from rlrun.envs.consensus_sim.validators import DPOS, POS, RPOS, ValidatorSet, gini
 
@@ -52,10 +55,6 @@ EXEC_GAS_PER_MS = 150_000.0  # 150M gas/s execution speed
 BLOCK_HEADER_BYTES = 1_000
 GAS_PRICE_UNIT_UQOR = 1e-3  # fee in uqor = gas * price * unit
 TOTAL_SUPPLY_UQOR = 1e15
-GOAL_BONDED = 0.67
-INFLATION_RATE_CHANGE = 0.13
-INFLATION_MIN, INFLATION_MAX = 0.07, 0.20
-COMMUNITY_TAX = 0.02
 DOUBLE_SIGN_PER_BLOCK = 2e-5
 MS_PER_YEAR = 365.25 * 86400 * 1000.0
 
@@ -93,6 +92,7 @@ class SimConfig:
     mempool_capacity: int = 20_000
     default_block_time_ms: float = 5000.0
     default_base_gas_price: float = 100.0
+    economy_speedup: float = 1000.0  # x/mint and delegation run this many times faster than consensus
 
 
 @dataclass
@@ -114,6 +114,9 @@ class BlockRecord:
     failed_oog: int
     mev_value: float
     reward_per_validator: float
+    validators_online: int  # active validators up (not offline, region not down) at this height
+    mempool_count: int  # pending transactions when the proposer built this block (before inclusion)
+    mempool_bytes: int
     prices: np.ndarray = field(repr=False)
 
 
@@ -143,6 +146,8 @@ class ChainSim:
         self.supply = TOTAL_SUPPLY_UQOR
         self.inflation = float(rng.uniform(0.08, 0.14))
         self.blocks_per_year = MS_PER_YEAR / cfg.default_block_time_ms  # x/mint BlocksPerYear (genesis)
+        # delegation noise on its own stream (spawned, not drawn, so the other processes' draws are unchanged)
+        self.econ_rng = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
         self.day_phase_s = float(rng.uniform(0, 86400))
         self.burst = False
         self.region_down = np.zeros(self.n_regions, dtype=bool)
@@ -189,6 +194,18 @@ class ChainSim:
             2 * math.pi * (t_ms / 1000.0 + self.day_phase_s) / 86400.0
         )
         return c.tx_rate * max(0.0, day) * (c.burst_multiplier if self.burst else 1.0)
+
+    def _economy(self, block_ms: float) -> None:
+        """One block of monetary policy and delegation on the policy clock (economy.py)."""
+        years = max(block_ms, 0.0) / economy.MS_PER_YEAR * self.cfg.economy_speedup
+        if years <= 0:
+            return
+        bonded = self.bonded_ratio()
+        self.inflation = economy.next_inflation(self.inflation, bonded, years)
+        delta = economy.bonded_change(self.inflation, bonded, years, float(self.econ_rng.standard_normal()))
+        total = float(self.vals.stake.sum())
+        if total > 0:
+            self.vals.stake *= 1.0 + delta * self.supply / total  # pro rata: power shares stay put
 
     # ---- processes ----------------------------------------------------------------------------------
     def _generate_until(self, t_ms: float) -> None:
@@ -292,6 +309,7 @@ class ChainSim:
                 self.refresh_power()
             # the block
             self._generate_until(now)
+            pending, pending_bytes = self.pool.count, self.pool.pending_bytes()
             blk = self.pool.build_block(
                 now, self.params.base_gas_price, cfg.block_gas_limit, cfg.tx_ttl_s * 1000.0
             )
@@ -326,15 +344,7 @@ class ChainSim:
             reward = (provisions + fees_uqor) * (1.0 - COMMUNITY_TAX)
             self.supply += provisions
             vals.stake[active] += 0.5 * reward * power
-            bonded = self.bonded_ratio()
-            self.inflation = min(
-                INFLATION_MAX,
-                max(
-                    INFLATION_MIN,
-                    self.inflation
-                    + (1.0 - bonded / GOAL_BONDED) * INFLATION_RATE_CHANGE / self.blocks_per_year,
-                ),
-            )
+            self._economy(now - t_prev)
             congestion = min(1.0, self.pool.pending_gas / cfg.block_gas_limit)
             mev = vals.mev_propensity[proposer] * blk.swap_fees * (0.5 + congestion)
             rec = BlockRecord(
@@ -355,6 +365,9 @@ class ChainSim:
                 failed_oog=blk.failed_oog,
                 mev_value=mev,
                 reward_per_validator=reward / max(1, active.size),
+                validators_online=int(online.sum()),
+                mempool_count=int(pending),
+                mempool_bytes=int(pending_bytes),
                 prices=blk.prices,
             )
             t_prev = now
