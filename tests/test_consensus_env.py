@@ -15,13 +15,12 @@ from gymnasium.utils.env_checker import check_env
 
 from rlrun.envs.consensus import (
     ACTION_NAMES,
-    DEFAULT_REWARD,
     OBSERVATION_NAMES,
     ConsensusEnv,
-    parse_reward_weights,
 )
 from rlrun.envs.consensus_sim.chain import ChainParams, ChainSim, SimConfig
 from rlrun.envs.consensus_sim.validators import ValidatorSet, gini
+from rlrun.envs.rewards import ConsensusReward, as_reward
 from rlrun.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "rlrun" / "conf"
@@ -93,10 +92,11 @@ def test_tables_match_the_seed():
     assert list(ACTION_NAMES) == SEED_ACTION
     defaults = {k: p.default for k, p in inspect.signature(ConsensusEnv).parameters.items()}
     assert {k: defaults[k] for k in SEED_PARAMETERS} == SEED_PARAMETERS
-    assert DEFAULT_REWARD == SEED_REWARD
+    assert ConsensusReward().weights() == SEED_REWARD
     env_yaml = yaml.safe_load((CONF / "env" / "consensus.yaml").read_text())
     assert {k: env_yaml[k] for k in SEED_PARAMETERS} == SEED_PARAMETERS
-    assert yaml.safe_load((CONF / "reward" / "consensus.yaml").read_text()) == SEED_REWARD
+    assert yaml.safe_load((CONF / "reward" / "consensus.yaml").read_text()) == {
+        "_target_": "rlrun.envs.rewards.ConsensusReward", **SEED_REWARD}
     env = make()
     assert env.observation_space.shape == (25,) and env.action_space.shape == (5,)
 
@@ -116,7 +116,7 @@ def test_gymnasium_checker_and_info_raw_values():
 
 
 def test_reward_weights_must_sum_to_exactly_one():
-    assert parse_reward_weights(None) == SEED_REWARD and parse_reward_weights({}) == SEED_REWARD
+    assert as_reward(None, ConsensusReward).weights() == SEED_REWARD == as_reward({}, ConsensusReward).weights()
     # 0.05 + 0.3 + 0.3 + 0.25 + 0.1 is 0.9999999999999999 in floats but exactly 1 in decimals
     ok = {
         "reward_weight_throughput": 0.05,
@@ -125,13 +125,13 @@ def test_reward_weights_must_sum_to_exactly_one():
         "reward_weight_mev": 0.25,
         "reward_weight_failed_txs": 0.1,
     }
-    assert sum(ok.values()) != 1.0 and parse_reward_weights(ok) == ok
+    assert sum(ok.values()) != 1.0 and ConsensusReward(**ok).weights() == ok
     with pytest.raises(ConfigError, match="sum to exactly 1.0, got 1.05"):
         make(reward={**SEED_REWARD, "reward_weight_mev": 0.2})
     with pytest.raises(ConfigError, match="must be >= 0"):
-        parse_reward_weights({**SEED_REWARD, "reward_weight_mev": -0.15, "reward_weight_throughput": 0.6})
+        ConsensusReward(**{**SEED_REWARD, "reward_weight_mev": -0.15, "reward_weight_throughput": 0.6})
     with pytest.raises(ConfigError, match="allowed: reward_weight_throughput"):
-        parse_reward_weights({"throughput": 1.0})
+        as_reward({"throughput": 1.0}, ConsensusReward)
     with pytest.raises(ConfigError):
         make(agent_mode="turbo")
     with pytest.raises(ConfigError):
@@ -324,7 +324,7 @@ def test_hydra_composes_env_consensus_with_its_reward_group():
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["env=consensus", "agent=ddpg"])
-    assert dict(cfg.reward) == SEED_REWARD
+    assert dict(cfg.reward) == {"_target_": "rlrun.envs.rewards.ConsensusReward", **SEED_REWARD}
     assert cfg.env.agent_mode == "conservative"  # tuned/consensus_ddpg.yaml: train where actions apply
     validate_run(cfg)
 

@@ -59,7 +59,6 @@ written to `events.jsonl` (when `log_dir` is set) and returned in `info["events"
 
 from __future__ import annotations
 
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +67,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlrun.envs.consensus_sim.chain import BlockRecord, ChainParams, ChainSim, SimConfig
+from rlrun.envs.rewards import ConsensusReward, as_reward
 from rlrun.errors import ConfigError
 from rlrun.governance.circuit_breaker import CircuitBreaker
 from rlrun.governance.modes import AgentMode, JsonlLog, ParameterGovernor, TunedParameter, parse_mode
@@ -114,20 +114,6 @@ TUNED_NAMES = (
     "pool_weight_rpos",
     "pool_weight_dpos",
 )
-REWARD_KEYS = (
-    "reward_weight_throughput",
-    "reward_weight_finality",
-    "reward_weight_decentralization",
-    "reward_weight_mev",
-    "reward_weight_failed_txs",
-)
-DEFAULT_REWARD = {
-    "reward_weight_throughput": 0.30,
-    "reward_weight_finality": 0.25,
-    "reward_weight_decentralization": 0.20,
-    "reward_weight_mev": 0.15,
-    "reward_weight_failed_txs": 0.10,
-}
 OBS_CLIP = 10.0
 MAX_POOL_WEIGHT_SUM = 0.95
 #: (low, high) of each tuned parameter as multiples of its default (pool weights: absolute)
@@ -138,38 +124,6 @@ PARAMETER_BOUNDS = {
     "pool_weight_rpos": (0.05, 0.90),
     "pool_weight_dpos": (0.05, 0.90),
 }
-
-
-def parse_reward_weights(reward: Any) -> dict[str, float]:
-    """The `reward` group: the seed's five weights, each >= 0, summing to exactly 1.0 in decimal
-    arithmetic (0.30 + 0.25 + 0.20 + 0.15 + 0.10 passes; a float sum test could not tell 1.0 from
-    0.9999999999999999)."""
-    if reward is None or (hasattr(reward, "__len__") and len(reward) == 0):
-        return dict(DEFAULT_REWARD)
-    if not hasattr(reward, "items"):
-        raise ConfigError(f"reward must be a mapping of {', '.join(REWARD_KEYS)}; got {reward!r}")
-    weights = dict(DEFAULT_REWARD)
-    for key, value in reward.items():
-        if key not in REWARD_KEYS:
-            raise ConfigError(
-                f"reward.{key} is not a consensus reward weight; allowed: {', '.join(REWARD_KEYS)}"
-            )
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ConfigError(f"reward.{key}={value!r} must be a number")
-        try:
-            d = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
-        except ArithmeticError:
-            raise ConfigError(f"reward.{key}={value!r} must be a number") from None
-        if not d.is_finite() or d < 0:
-            raise ConfigError(
-                f"reward.{key}={value!r} must be >= 0 (the sign of each term is fixed by the seed)"
-            )
-        weights[key] = float(d)
-    total = sum(Decimal(repr(weights[k])) for k in REWARD_KEYS)
-    if total != 1:
-        terms = " + ".join(f"{k.removeprefix('reward_weight_')}={weights[k]:g}" for k in REWARD_KEYS)
-        raise ConfigError(f"reward weights must sum to exactly 1.0, got {total} ({terms})")
-    return weights
 
 
 class ConsensusEnv(gym.Env):
@@ -250,7 +204,7 @@ class ConsensusEnv(gym.Env):
         log_dir: str | None = None,
         reward: dict | None = None,
     ) -> None:
-        self.weights = parse_reward_weights(reward)
+        self.reward = as_reward(reward, ConsensusReward)
         checks = {
             "observation_interval": observation_interval >= 1,
             "max_steps": max_steps >= 1,
@@ -579,17 +533,13 @@ class ConsensusEnv(gym.Env):
     # ---- reward and info ----------------------------------------------------------------------------
     def _reward_terms(self, prev: np.ndarray, cur: np.ndarray) -> dict[str, float]:
         i = {name: k for k, name in enumerate(OBSERVATION_NAMES)}
-        w = self.weights
-        return {
-            "reward_throughput": w["reward_weight_throughput"]
-            * (cur[i["block_utilization"]] - prev[i["block_utilization"]]),
-            "reward_finality": w["reward_weight_finality"]
-            * (cur[i["precommit_ratio"]] - prev[i["precommit_ratio"]]),
-            "reward_decentralization": w["reward_weight_decentralization"]
-            * (prev[i["validator_gini"]] - cur[i["validator_gini"]]),
-            "reward_mev": -w["reward_weight_mev"] * cur[i["mev_estimate"]],
-            "reward_failed_txs": -w["reward_weight_failed_txs"] * cur[i["failed_tx_ratio"]],
-        }
+        return self.reward.terms({
+            "block_utilization_change": cur[i["block_utilization"]] - prev[i["block_utilization"]],
+            "precommit_ratio_change": cur[i["precommit_ratio"]] - prev[i["precommit_ratio"]],
+            "validator_gini_change": cur[i["validator_gini"]] - prev[i["validator_gini"]],
+            "mev_estimate": cur[i["mev_estimate"]],
+            "failed_tx_ratio": cur[i["failed_tx_ratio"]],
+        })
 
     def _info(self, raw: np.ndarray, terms: dict[str, float], decision: Any, idle: bool) -> dict[str, Any]:
         info: dict[str, Any] = dict(zip(OBSERVATION_NAMES, raw.tolist(), strict=True))

@@ -155,3 +155,50 @@ class RelayReward(Reward):
             r_lat = -self.latency_weight * hop["hop_ms"] / 1000.0
         return {"r_latency": r_lat, "r_price": r_price, "r_loss": r_loss, "r_bonus": r_bonus, "r_sla": r_sla,
                 "r_region": r_region, "r_progress": r_prog}
+
+
+@dataclass
+class ConsensusReward(Reward):
+    """Seed 001's weighted reward (governance-configurable): r = throughput * d(block_utilization)
+    + finality * d(precommit_ratio) - decentralization * d(validator_gini) - mev * mev_estimate
+    - failed_txs * failed_tx_ratio, d() the change over the step. Each weight is >= 0 and they sum to exactly
+    1.0 in decimal arithmetic (0.05 + 0.3 + 0.3 + 0.25 + 0.1 passes; a float sum could not tell 1.0 from
+    0.9999999999999999)."""
+
+    reward_weight_throughput: float = 0.30
+    reward_weight_finality: float = 0.25
+    reward_weight_decentralization: float = 0.20
+    reward_weight_mev: float = 0.15
+    reward_weight_failed_txs: float = 0.10
+
+    def __post_init__(self) -> None:
+        from decimal import Decimal
+
+        total = Decimal(0)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise ConfigError(f"reward.{f.name}={value!r} must be a number")
+            try:
+                d = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
+            except ArithmeticError:
+                raise ConfigError(f"reward.{f.name}={value!r} must be a number") from None
+            if not d.is_finite() or d < 0:
+                raise ConfigError(f"reward.{f.name}={value!r} must be >= 0 (the seed fixes the sign of each term)")
+            setattr(self, f.name, float(d))
+            total += Decimal(repr(float(d)))
+        if total != 1:
+            terms = " + ".join(f"{f.name.removeprefix('reward_weight_')}={getattr(self, f.name):g}"
+                               for f in dataclasses.fields(self))
+            raise ConfigError(f"reward weights must sum to exactly 1.0, got {total} ({terms})")
+
+    def terms(self, m: Mapping[str, Any]) -> dict[str, float]:
+        """`m`: the changes of block_utilization, precommit_ratio and validator_gini over the step (`*_change`),
+        and the step's mev_estimate and failed_tx_ratio."""
+        return {
+            "reward_throughput": self.reward_weight_throughput * m["block_utilization_change"],
+            "reward_finality": self.reward_weight_finality * m["precommit_ratio_change"],
+            "reward_decentralization": -self.reward_weight_decentralization * m["validator_gini_change"],
+            "reward_mev": -self.reward_weight_mev * m["mev_estimate"],
+            "reward_failed_txs": -self.reward_weight_failed_txs * m["failed_tx_ratio"],
+        }
