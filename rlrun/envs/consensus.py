@@ -67,38 +67,12 @@ import numpy as np
 from gymnasium import spaces
 
 from rlrun.envs.consensus_sim.chain import BlockRecord, ChainParams, ChainSim, SimConfig
+from rlrun.envs.consensus_sim.observe import OBSERVATION_NAMES, WindowObserver
 from rlrun.envs.rewards import ConsensusReward, as_reward
 from rlrun.errors import ConfigError
 from rlrun.governance.circuit_breaker import CircuitBreaker
 from rlrun.governance.modes import AgentMode, JsonlLog, ParameterGovernor, TunedParameter, parse_mode
 
-OBSERVATION_NAMES = (
-    "block_utilization",
-    "tx_count",
-    "avg_tx_size",
-    "block_time",
-    "block_time_delta",
-    "gas_price_50th",
-    "gas_price_95th",
-    "mempool_size",
-    "mempool_bytes",
-    "validator_count",
-    "validator_gini",
-    "missed_block_ratio",
-    "avg_commit_latency",
-    "max_commit_latency",
-    "precommit_ratio",
-    "failed_tx_ratio",
-    "avg_gas_per_tx",
-    "reward_per_validator",
-    "slash_count",
-    "jail_count",
-    "inflation_rate",
-    "bonded_ratio",
-    "reputation_mean",
-    "reputation_stddev",
-    "mev_estimate",
-)
 ACTION_NAMES = (
     "block_time_delta",
     "gas_price_delta",
@@ -336,12 +310,11 @@ class ConsensusEnv(gym.Env):
         self.sim: ChainSim | None = None
         self.episode = -1
         self._t = 0
-        self._window: list[BlockRecord] = []
+        self.observer = WindowObserver()
         self._events: list[dict[str, Any]] = []
         self._breaker_status = None
         self._raw = np.zeros(n)
         self._obs = np.zeros(n, dtype=np.float32)
-        self._counters: dict[str, int] = {}
 
     # ---- Gymnasium API ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -355,11 +328,10 @@ class ConsensusEnv(gym.Env):
         sim_rng = np.random.default_rng(self.np_random.integers(2**63))
         self.sim = ChainSim(self.sim_config, params, sim_rng, on_block=self._on_block)
         self._events = []
-        self._counters = self._pool_counters()
+        self.observer.start(self.sim)
         if self.warmup_blocks:
             self.sim.run_blocks(self.warmup_blocks)
-            self._counters = self._pool_counters()
-        self._window = []
+            self.observer.start(self.sim)
         self.sim.run_blocks(self.observation_interval)  # the first observation window, at the defaults
         self._events = []
         self._raw = self._collect()
@@ -429,7 +401,7 @@ class ConsensusEnv(gym.Env):
 
     # ---- per block: circuit breaker -----------------------------------------------------------------
     def _on_block(self, rec: BlockRecord) -> None:
-        self._window.append(rec)
+        self.observer.add(rec)
         self.breaker.record_block(rec.timestamp_ms, int(round(rec.target_ms)))
         if not self.enabled:
             return
@@ -461,68 +433,10 @@ class ConsensusEnv(gym.Env):
             self._event_log.write(event)
 
     # ---- observation --------------------------------------------------------------------------------
-    def _pool_counters(self) -> dict[str, int]:
-        p = self.sim.pool
-        return {
-            "dropped": p.failed_full + p.failed_expired + p.failed_underpriced,
-            "priced_out": p.priced_out,
-            "submitted": p.submitted,
-            "slash": self.sim.slash_events,
-            "jail": self.sim.jail_events,
-        }
-
     def _collect(self) -> np.ndarray:
         """The seed's 25 values over the blocks since the last collection."""
-        sim, w = self.sim, self._window
-        c0, c1 = self._counters, self._pool_counters()
-        self._counters = c1
-        self._window = []
-        n_blocks = max(1, len(w))
-        n_tx = sum(r.n_tx for r in w)
-        gas = sum(r.gas_used for r in w)
-        prices = np.concatenate([r.prices for r in w]) if w else np.zeros(0)
-        base = sim.params.base_gas_price
-        p50, p95 = np.percentile(prices, [50, 95]) if prices.size else (base, base)
-        dropped = c1["dropped"] - c0["dropped"]
-        failed = dropped + sum(r.failed_oog for r in w)
-        fees = sum(r.fees for r in w)
-        active = sim.active
-        rep = sim.vals.reputation[active]
-        raw = [
-            float(np.mean([r.utilization for r in w])) if w else 0.0,
-            n_tx / n_blocks,
-            sum(r.bytes for r in w) / n_tx if n_tx else 0.0,
-            float(np.mean([r.block_time_ms for r in w])) if w else 0.0,
-            float(np.mean([r.block_time_ms - r.target_ms for r in w])) if w else 0.0,
-            float(p50),
-            float(p95),
-            float(np.mean([r.mempool_count for r in w])) if w else float(sim.pool.count),
-            float(np.mean([r.mempool_bytes for r in w])) if w else float(sim.pool.pending_bytes()),
-            float(np.mean([r.validators_online for r in w])) if w else float(active.size),
-            sim.gini(),
-            float(np.mean([r.missed_ratio for r in w])) if w else 0.0,
-            float(np.mean([r.commit_avg_ms for r in w])) if w else 0.0,
-            float(max(r.commit_max_ms for r in w)) if w else 0.0,
-            float(np.mean([r.precommit_ratio for r in w])) if w else 1.0,
-            failed / (n_tx + dropped) if (n_tx + dropped) else 0.0,
-            gas / n_tx if n_tx else 0.0,
-            float(np.mean([r.reward_per_validator for r in w])) if w else 0.0,
-            float(c1["slash"] - c0["slash"]),
-            float(c1["jail"] - c0["jail"]),
-            sim.inflation,
-            sim.bonded_ratio(),
-            float(rep.mean()) if rep.size else 0.0,
-            float(rep.std()) if rep.size else 0.0,
-            sum(r.mev_value for r in w) / fees if fees > 0 else 0.0,
-        ]
-        self._window_extra = {
-            "priced_out_ratio": (c1["priced_out"] - c0["priced_out"])
-            / max(1, (c1["priced_out"] - c0["priced_out"]) + (c1["submitted"] - c0["submitted"])),
-            "failed_rounds": float(sum(r.rounds for r in w)),
-            "burst_active": float(sim.burst),
-            "active_set_size": float(active.size),
-        }
-        return np.asarray(raw, dtype=np.float64)
+        raw, self._window_extra = self.observer.collect(self.sim)
+        return raw
 
     def _scale(self, raw: np.ndarray) -> np.ndarray:
         return np.clip(raw / self.obs_scale, -OBS_CLIP, OBS_CLIP).astype(np.float32)
@@ -536,7 +450,7 @@ class ConsensusEnv(gym.Env):
         return self.reward.terms({
             "block_utilization_change": cur[i["block_utilization"]] - prev[i["block_utilization"]],
             "precommit_ratio_change": cur[i["precommit_ratio"]] - prev[i["precommit_ratio"]],
-            "validator_gini_change": cur[i["validator_gini"]] - prev[i["validator_gini"]],
+            "validator_gini_decrease": prev[i["validator_gini"]] - cur[i["validator_gini"]],
             "mev_estimate": cur[i["mev_estimate"]],
             "failed_tx_ratio": cur[i["failed_tx_ratio"]],
         })

@@ -193,12 +193,12 @@ class ConsensusReward(Reward):
             raise ConfigError(f"reward weights must sum to exactly 1.0, got {total} ({terms})")
 
     def terms(self, m: Mapping[str, Any]) -> dict[str, float]:
-        """`m`: the changes of block_utilization, precommit_ratio and validator_gini over the step (`*_change`),
-        and the step's mev_estimate and failed_tx_ratio."""
+        """`m`: the changes of block_utilization and precommit_ratio over the step (`*_change`), the decrease of
+        validator_gini, and the step's mev_estimate and failed_tx_ratio."""
         return {
             "reward_throughput": self.reward_weight_throughput * m["block_utilization_change"],
             "reward_finality": self.reward_weight_finality * m["precommit_ratio_change"],
-            "reward_decentralization": -self.reward_weight_decentralization * m["validator_gini_change"],
+            "reward_decentralization": self.reward_weight_decentralization * m["validator_gini_decrease"],
             "reward_mev": -self.reward_weight_mev * m["mev_estimate"],
             "reward_failed_txs": -self.reward_weight_failed_txs * m["failed_tx_ratio"],
         }
