@@ -253,10 +253,10 @@ def test_circuit_breaker_reverts_pauses_reloads_and_logs(tmp_path):
     if info["circuit_breaker_active"]:  # paused while active: the action is not applied
         assert info["applied_block_time_ms"] == 5000
     for _ in range(5):
-        if not env.breaker.active:
+        if not env.governance.breaker.active:
             break
         _, _, _, _, info = env.step(np.zeros(5))
-    assert not env.breaker.active
+    assert not env.governance.breaker.active
     assert any(
         json.loads(x)["event"] == "circuit_breaker_cleared"
         for x in (tmp_path / "events.jsonl").read_text().splitlines()

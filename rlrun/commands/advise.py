@@ -49,7 +49,7 @@ def advise_command(argv: list[str]) -> int:
         "rollup_gas": optimize_rollup_gas(raw),
     }
     if policy is not None:  # what the policy recommends for this observation (Shadow: nothing is applied)
-        decision = env.governor.decide(policy.act(obs))
+        decision = env.governance.governor.decide(policy.act(obs))
         report["policy_recommendation"] = decision.recommended
         report["policy_checkpoint"] = str(run.checkpoint_path)
     if note:

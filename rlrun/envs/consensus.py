@@ -67,11 +67,16 @@ import numpy as np
 from gymnasium import spaces
 
 from rlrun.envs.consensus_sim.chain import BlockRecord, ChainParams, ChainSim, SimConfig
+from rlrun.envs.consensus_sim.governance import (
+    MAX_POOL_WEIGHT_SUM,
+    PARAMETER_BOUNDS,
+    TUNED_NAMES,
+    ChainGovernance,
+)
 from rlrun.envs.consensus_sim.observe import OBSERVATION_NAMES, WindowObserver
 from rlrun.envs.rewards import ConsensusReward, as_reward
 from rlrun.errors import ConfigError
-from rlrun.governance.circuit_breaker import CircuitBreaker
-from rlrun.governance.modes import AgentMode, JsonlLog, ParameterGovernor, TunedParameter, parse_mode
+from rlrun.governance.modes import AgentMode, parse_mode
 
 ACTION_NAMES = (
     "block_time_delta",
@@ -80,26 +85,7 @@ ACTION_NAMES = (
     "pool_weight_rpos_delta",
     "pool_weight_dpos_delta",
 )
-#: the parameter each action component moves
-TUNED_NAMES = (
-    "block_time_ms",
-    "base_gas_price",
-    "validator_set_size",
-    "pool_weight_rpos",
-    "pool_weight_dpos",
-)
 OBS_CLIP = 10.0
-MAX_POOL_WEIGHT_SUM = 0.95
-#: (low, high) of each tuned parameter as multiples of its default (pool weights: absolute)
-PARAMETER_BOUNDS = {
-    "block_time_ms": (0.05, 4.0),
-    "base_gas_price": (0.1, 10.0),
-    "validator_set_size": (0.5, 2.0),
-    "pool_weight_rpos": (0.05, 0.90),
-    "pool_weight_dpos": (0.05, 0.90),
-}
-
-
 class ConsensusEnv(gym.Env):
     metadata = {"render_modes": []}
     tensorboard_layout = {
@@ -239,35 +225,17 @@ class ConsensusEnv(gym.Env):
             default_base_gas_price=float(default_base_gas_price),
             economy_speedup=float(economy_speedup),
         )
-        defaults = {
-            "block_time_ms": float(default_block_time_ms),
-            "base_gas_price": float(default_base_gas_price),
-            "validator_set_size": float(default_validator_set_size),
-            "pool_weight_rpos": float(default_pool_weight_rpos),
-            "pool_weight_dpos": float(default_pool_weight_dpos),
-        }
-        params = []
-        for name in TUNED_NAMES:
-            lo, hi = PARAMETER_BOUNDS[name]
-            if not name.startswith("pool_weight"):
-                lo, hi = lo * defaults[name], hi * defaults[name]
-            params.append(
-                TunedParameter(
-                    name,
-                    defaults[name],
-                    lo,
-                    hi,
-                    applied=name != "validator_set_size",
-                    integer=name in ("block_time_ms", "validator_set_size"),
-                )
-            )
-        self.governor = ParameterGovernor(
-            params, self.mode, max_change_conservative, max_change_autonomous, project=_cap_pool_weights
+        self.governance = ChainGovernance(
+            {
+                "block_time_ms": float(default_block_time_ms),
+                "base_gas_price": float(default_base_gas_price),
+                "validator_set_size": float(default_validator_set_size),
+                "pool_weight_rpos": float(default_pool_weight_rpos),
+                "pool_weight_dpos": float(default_pool_weight_dpos),
+            },
+            self.mode, max_change_conservative, max_change_autonomous, circuit_breaker_window,
+            circuit_breaker_threshold, Path(log_dir) if log_dir else None,
         )
-        self.breaker = CircuitBreaker(circuit_breaker_window, circuit_breaker_threshold)
-        self.log_dir = Path(log_dir) if log_dir else None
-        self._shadow_log = JsonlLog(self.log_dir / "shadow.jsonl") if self.log_dir else None
-        self._event_log = JsonlLog(self.log_dir / "events.jsonl") if self.log_dir else None
 
         n = len(OBSERVATION_NAMES)
         self.observation_space = spaces.Box(-OBS_CLIP, OBS_CLIP, shape=(n,), dtype=np.float32)
@@ -311,8 +279,6 @@ class ConsensusEnv(gym.Env):
         self.episode = -1
         self._t = 0
         self.observer = WindowObserver()
-        self._events: list[dict[str, Any]] = []
-        self._breaker_status = None
         self._raw = np.zeros(n)
         self._obs = np.zeros(n, dtype=np.float32)
 
@@ -321,19 +287,17 @@ class ConsensusEnv(gym.Env):
         super().reset(seed=seed)
         self.episode += 1
         self._t = 0
-        self.governor.revert()
-        self.breaker.reset()
-        self._breaker_status = None
-        params = ChainParams(*self._param_values())
+        self.governance.reset()
+        params = ChainParams(*self.governance.param_values())
         sim_rng = np.random.default_rng(self.np_random.integers(2**63))
         self.sim = ChainSim(self.sim_config, params, sim_rng, on_block=self._on_block)
-        self._events = []
+        self.governance.events = []
         self.observer.start(self.sim)
         if self.warmup_blocks:
             self.sim.run_blocks(self.warmup_blocks)
             self.observer.start(self.sim)
         self.sim.run_blocks(self.observation_interval)  # the first observation window, at the defaults
-        self._events = []
+        self.governance.events = []
         self._raw = self._collect()
         self._obs = self._scale(self._raw)
         return self._obs.copy(), {
@@ -351,23 +315,21 @@ class ConsensusEnv(gym.Env):
         self._t += 1
         observed_raw = self._raw
         idle = self.mode == AgentMode.PAUSED or not self.enabled
-        decision = self.governor.decide(None if idle else a, paused=self.breaker.active)
-        self._apply_params()
-        if self.mode == AgentMode.SHADOW and self.enabled and self._shadow_log is not None:
-            self._shadow_log.write(
-                {
-                    "episode": self.episode,
-                    "step": self._t,
-                    "height": self.sim.height,
-                    "time_s": round(self.sim.now_ms / 1000.0, 3),
-                    "mode": self.mode.name.lower(),
-                    "action": decision.action,
-                    "recommended": decision.recommended,
-                    "applied": decision.applied,
-                    "observation": dict(zip(OBSERVATION_NAMES, observed_raw.tolist(), strict=True)),
-                }
-            )
-        self._events = []
+        decision = self.governance.decide(None if idle else a)
+        self.governance.apply(self.sim)
+        if self.mode == AgentMode.SHADOW and self.enabled:
+            self.governance.log_shadow({
+                "episode": self.episode,
+                "step": self._t,
+                "height": self.sim.height,
+                "time_s": round(self.sim.now_ms / 1000.0, 3),
+                "mode": self.mode.name.lower(),
+                "action": decision.action,
+                "recommended": decision.recommended,
+                "applied": decision.applied,
+                "observation": dict(zip(OBSERVATION_NAMES, observed_raw.tolist(), strict=True)),
+            })
+        self.governance.events = []
         self.sim.run_blocks(self.observation_interval)
         prev = self._raw
         raw = self._collect()
@@ -380,57 +342,14 @@ class ConsensusEnv(gym.Env):
         info = self._info(raw, terms, decision, idle)
         return self._obs.copy(), reward, False, truncated, info
 
-    # ---- parameters ---------------------------------------------------------------------------------
-    def _param_values(self) -> tuple[float, float, float, float]:
-        v = self.governor.values
-        return v["block_time_ms"], v["base_gas_price"], v["pool_weight_rpos"], v["pool_weight_dpos"]
-
-    def _apply_params(self) -> None:
-        p = self.sim.params
-        before = (p.pool_weight_rpos, p.pool_weight_dpos)
-        (p.target_block_time_ms, p.base_gas_price, p.pool_weight_rpos, p.pool_weight_dpos) = (
-            self._param_values()
-        )
-        if (p.pool_weight_rpos, p.pool_weight_dpos) != before:
-            self.sim.refresh_power()
-
     def set_mode(self, mode: str | int | AgentMode) -> None:
         """A governance mode transition (takes effect at the next step)."""
         self.mode = parse_mode(mode, "agent_mode")
-        self.governor.set_mode(self.mode)
+        self.governance.set_mode(self.mode)
 
-    # ---- per block: circuit breaker -----------------------------------------------------------------
     def _on_block(self, rec: BlockRecord) -> None:
         self.observer.add(rec)
-        self.breaker.record_block(rec.timestamp_ms, int(round(rec.target_ms)))
-        if not self.enabled:
-            return
-        status = self.breaker.evaluate()
-        self._breaker_status = status
-        if status.triggered:
-            self.governor.revert()
-            self._apply_params()
-            self._emit("circuit_breaker_triggered", rec, status, reverted_to=self.governor.defaults())
-        elif status.cleared:
-            self._emit("circuit_breaker_cleared", rec, status)
-
-    def _emit(self, name: str, rec: BlockRecord, status: Any, **extra: Any) -> None:
-        event = {
-            "event": name,
-            "episode": self.episode,
-            "step": self._t,
-            "height": rec.height,
-            "time_s": round(rec.timestamp_ms / 1000.0, 3),
-            "healthy_blocks": status.healthy,
-            "total_deltas": status.total,
-            "healthy_fraction": status.fraction,
-            "threshold": float(self.breaker.threshold),
-            "target_block_time_ms": rec.target_ms,
-            **extra,
-        }
-        self._events.append(event)
-        if self._event_log is not None:
-            self._event_log.write(event)
+        self.governance.on_block(rec, self.sim, check=self.enabled, episode=self.episode, step=self._t)
 
     # ---- observation --------------------------------------------------------------------------------
     def _collect(self) -> np.ndarray:
@@ -460,17 +379,18 @@ class ConsensusEnv(gym.Env):
         info.update({k: float(v) for k, v in terms.items()})
         for name in TUNED_NAMES:
             info[f"recommended_{name}"] = float(decision.recommended[name])
-            info[f"applied_{name}"] = float(self.governor.values[name])
-        triggered = sum(e["event"] == "circuit_breaker_triggered" for e in self._events)
-        status = self._breaker_status
+            info[f"applied_{name}"] = float(self.governance.governor.values[name])
+        events = self.governance.events
+        triggered = sum(e["event"] == "circuit_breaker_triggered" for e in events)
+        status, active = self.governance.status, self.governance.breaker.active
         info.update(
             {
                 "agent_mode": int(self.mode),
-                "agent_paused": float(idle or self.breaker.active),
-                "circuit_breaker_active": float(self.breaker.active),
+                "agent_paused": float(idle or active),
+                "circuit_breaker_active": float(active),
                 "circuit_breaker_triggered": float(triggered),
                 "circuit_breaker_cleared": float(
-                    sum(e["event"] == "circuit_breaker_cleared" for e in self._events)
+                    sum(e["event"] == "circuit_breaker_cleared" for e in events)
                 ),
                 "agent_reload": float(triggered > 0),
                 "healthy_fraction": float(status.fraction) if status is not None else 1.0,
@@ -479,14 +399,5 @@ class ConsensusEnv(gym.Env):
                 **self._window_extra,
             }
         )
-        info["events"] = list(self._events)
+        info["events"] = list(events)
         return info
-
-
-def _cap_pool_weights(values: dict[str, float]) -> dict[str, float]:
-    """Keep rpos + dpos <= 0.95 by scaling both down (the PoS pool keeps the remainder)."""
-    r, d = values["pool_weight_rpos"], values["pool_weight_dpos"]
-    if r + d > MAX_POOL_WEIGHT_SUM:
-        f = MAX_POOL_WEIGHT_SUM / (r + d)
-        values = {**values, "pool_weight_rpos": r * f, "pool_weight_dpos": d * f}
-    return values
