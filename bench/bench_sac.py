@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import rlrun
+from rlrun.compose import CONF_DIR
 
 STEPS = 4000
 WARMUP = 1000
@@ -34,7 +34,7 @@ def run_rlrun() -> tuple[float, float, float]:
     overrides = ["env=gym", "env.id=Pendulum-v1", "agent=sac", "agent.lr=1e-3", f"total_steps={STEPS}",
                  f"learning_starts={WARMUP}", "eval_every=0", f"eval_episodes={EVAL_EPISODES}",
                  f"eval_seed={EVAL_SEED}", "progress=false", "plots=false", "checkpoint_every=0", "seed=0"]
-    with initialize_config_dir(config_dir=str(Path(rlrun.__file__).parent / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp))

@@ -196,7 +196,7 @@ def _hydra_main(args: list[str], multirun: bool, first_job: int = 0) -> int:
     module = importlib.import_module("rlrun.cli")
     sys.argv = ["rlrun", *args, *(["--multirun"] if multirun else [])]
     with sweep.first_job_number(first_job):
-        hydra.main(config_path="conf", config_name="config", version_base="1.3")(module._train_task)()
+        hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(module._train_task)()
     return module._exit_code
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+import rlrun.conf
 from rlrun.errors import ConfigError, RlrunError
 
-CONF_DIR = Path(__file__).parent / "conf"
+CONF_DIR = Path(rlrun.conf.__file__).parent  # the top-level conf/ (rlrun.conf once installed)
 
 
 @contextlib.contextmanager

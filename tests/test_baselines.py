@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -13,13 +12,12 @@ from gymnasium import spaces
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-import rlrun
 from rlrun.agents.baselines import RandomAgent, StaticAgent, centre_action, static_baseline
+from rlrun.compose import CONF_DIR
 from rlrun.config import validate_target
 from rlrun.envs.hybrid_targets import HybridTargetsEnv
 from rlrun.errors import ConfigError
 
-CONF_DIR = Path(rlrun.__file__).parent / "conf"
 OBS = spaces.Box(-1.0, 1.0, (2,), np.float32)
 BOX = spaces.Box(np.array([0.0, -3.0], np.float32), np.array([2.0, 1.0], np.float32))
 HYBRID = spaces.Tuple((spaces.Discrete(4, start=1), spaces.Box(-1.0, 1.0, (2,), np.float32)))

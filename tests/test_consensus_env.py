@@ -6,13 +6,13 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from gymnasium.utils.env_checker import check_env
 
+from rlrun.compose import CONF_DIR as CONF
 from rlrun.envs.consensus import (
     ACTION_NAMES,
     OBSERVATION_NAMES,
@@ -22,8 +22,6 @@ from rlrun.envs.consensus_sim.chain import ChainParams, ChainSim, SimConfig
 from rlrun.envs.consensus_sim.validators import ValidatorSet, gini
 from rlrun.envs.rewards import ConsensusReward, as_reward
 from rlrun.errors import ConfigError
-
-CONF = Path(__file__).resolve().parents[1] / "rlrun" / "conf"
 
 SEED_OBSERVATION = [
     "block_utilization",

@@ -17,11 +17,10 @@ from rlrun.agents.nets import mlp
 from rlrun.build import build_agent, build_env
 from rlrun.checkpoint import save_checkpoint
 from rlrun.commands.export import export_command
+from rlrun.compose import CONF_DIR as CONF
 from rlrun.deploy.export import FixedPointAgent, fixedpoint_from_agent, sequential_layers, wrap_for_inference
 from rlrun.deploy.fixedpoint import FixedPointMLP
 from rlrun.errors import CheckpointError, ConfigError
-
-CONF = Path(__file__).resolve().parents[1] / "rlrun" / "conf"
 
 
 def make_run(tmp_path: Path, agent: str = "ddpg", checkpoint: bool = True) -> tuple[Path, object]:

@@ -4,7 +4,6 @@ structure, inverting gradients, both parameter layouts, schedules, errors and pe
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -17,14 +16,13 @@ from omegaconf import OmegaConf
 
 import rlrun.envs  # noqa: F401  (registers rlrun/HybridTargets-v0)
 from rlrun.agents.pdqn import MPDQN, PDQN, invert_gradients
+from rlrun.compose import CONF_DIR
 from rlrun.config import validate_target
 from rlrun.envs.hybrid_targets import HybridTargetsEnv
 from rlrun.errors import ConfigError, IncompatibleSpaceError
 from rlrun.replay.buffer import ReplayBuffer
 from rlrun.replay.prioritized import PrioritizedReplayBuffer
 from rlrun.spaces import sample_action
-
-CONF_DIR = Path(rlrun.__file__).parent / "conf"
 
 
 def fraction_of_optimum(env: gym.Env, policy, episodes: int = 100, seed: int = 10_000) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,13 +12,14 @@ from gymnasium import spaces
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from rlrun.compose import CONF_DIR
 from rlrun.errors import ConfigError
 from rlrun.replay.prioritized import PrioritizedReplayBuffer
 from rlrun.replay.sumtree import SumTree
 
 OBS = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
 ACT = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
-CONF = Path(__file__).resolve().parents[1] / "rlrun" / "conf" / "replay"
+CONF = CONF_DIR / "replay"
 
 
 def chi2_critical(df: int, z: float = 3.09) -> float:

@@ -15,11 +15,10 @@ import rlrun.config  # noqa: F401  (registers the run schema)
 from rlrun.build import build_agent, build_env
 from rlrun.checkpoint import save_checkpoint
 from rlrun.commands.advise import advise_command
+from rlrun.compose import CONF_DIR as CONF
 from rlrun.deploy.rollup import optimize_rollup_gas, suggest_rollup_profile
 from rlrun.envs.consensus import OBSERVATION_NAMES
 from rlrun.errors import ConfigError
-
-CONF = Path(__file__).resolve().parents[1] / "rlrun" / "conf"
 
 
 def observation(**changes: float) -> dict[str, float]:

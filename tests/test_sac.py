@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -14,8 +13,8 @@ from gymnasium import spaces
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-import rlrun
 from rlrun.agents.sac import SAC
+from rlrun.compose import CONF_DIR
 from rlrun.config import validate_target
 from rlrun.errors import ConfigError, IncompatibleSpaceError
 from rlrun.replay.buffer import Batch, ReplayBuffer
@@ -23,7 +22,6 @@ from rlrun.replay.buffer import Batch, ReplayBuffer
 OBS = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
 ACT = spaces.Box(np.array([0.0, -2.0], np.float32), np.array([1.0, 6.0], np.float32), dtype=np.float32)
 
-CONF_DIR = Path(rlrun.__file__).parent / "conf"
 
 
 def small_sac(**kw) -> SAC:

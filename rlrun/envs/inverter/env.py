@@ -40,7 +40,7 @@ Observation (default delay_s=5 -> 30 dims). Powers are measured values (true + N
     -1                change of measured PV power over the last second (cloud edges)
 Action: 3 per-phase targets in [-1, 1] mapped to [0, max_power] W as the seed's get_action does
 (-1 = all slaves off; the "do nothing" action is `noop_action`).
-Reward (weights from the `reward` group, see rlrun/conf/reward/export.yaml), per second, in kW:
+Reward (weights from the `reward` group, see conf/reward/export.yaml), per second, in kW:
     r = -(export_weight * export_kw + import_weight * over_diversion_kw
           + churn_weight * sum_p |command_p - previous command_p| / 1000
           + over_limit_weight * [export > limit])

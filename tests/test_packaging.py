@@ -1,0 +1,34 @@
+"""The top-level conf/ ships inside the wheel as rlrun.conf, and pyproject's package list covers the tree."""
+
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tree_packages() -> set[str]:
+    found = {"rlrun.conf", "hydra_plugins"}
+    for top in ("rlrun", "hydra_plugins"):
+        for root, _, files in os.walk(ROOT / top):
+            if "__init__.py" in files and "__pycache__" not in root:
+                found.add(str(Path(root).relative_to(ROOT)).replace(os.sep, "."))
+    return found
+
+
+def test_pyproject_lists_every_package_of_the_tree():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    assert listed == tree_packages()
+
+
+def test_the_wheel_carries_the_config_tree_as_rlrun_conf(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("rlrun-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    yamls = {str(p.relative_to(ROOT / "conf")) for p in (ROOT / "conf").rglob("*.yaml")}
+    assert yamls and {f"rlrun/conf/{y}" for y in yamls} <= names
+    assert "rlrun/conf/__init__.py" in names and "hydra_plugins/rlrun_ray_launcher/__init__.py" in names
