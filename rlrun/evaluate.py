@@ -197,7 +197,7 @@ def eval_command(args: list[str]) -> int:
         raise ConfigError(f"episodes must be >= 1, got {episodes}")
     ckpt = load_checkpoint(ckpt_path)
     torch.set_num_threads(int(cfg.torch_threads))
-    env = build_env(cfg, log_dir=run_dir / "eval_cli", evaluation=True)
+    env = build_env(cfg, log_dir=run_dir / "eval_cli", evaluation="test")
     agent = build_agent(cfg, env)
     load_agent_state(agent, ckpt, ckpt_path)
     if kv.get("inference", "float") != "float":
@@ -205,13 +205,15 @@ def eval_command(args: list[str]) -> int:
 
         agent = wrap_for_inference(agent, kv["inference"])
     result = evaluate_policy(env, agent, episodes, seed)
+    result["split"] = "test"  # the env's test split (eval_kwargs["test"]); training selected on "val"
     result["checkpoint"] = str(ckpt_path)
     result["step"] = int(ckpt["trainer"]["step"])
-    print(format_result(f"eval ({ckpt_path.name}, step {result['step']})", result, max_metrics=20,
+    print(format_result(f"eval on the test split ({ckpt_path.name}, step {result['step']})", result, max_metrics=20,
                         first=key_metrics(env)))
     baseline = build_baseline(cfg, env)
     if baseline is not None:
-        result["baseline"] = compare(result, evaluate_policy(env, baseline, episodes, seed), cfg.baseline)
+        result["baseline"] = {**compare(result, evaluate_policy(env, baseline, episodes, seed), cfg.baseline),
+                              "split": "test"}
         print(format_comparison(result["baseline"]))
     suffix = "" if kv.get("inference", "float") == "float" else f"_{kv['inference']}"
     out = run_dir / f"eval_{ckpt_path.stem}_seed{seed}_n{episodes}{suffix}.json"

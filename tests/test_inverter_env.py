@@ -211,3 +211,42 @@ def test_a_split_without_training_days_is_a_one_line_error():
         InverterEnv(holdout_every_weeks=2)
     with pytest.raises(ConfigError, match="env.split"):
         InverterEnv(split="holdout")
+
+
+def test_evaluation_envs_use_the_validation_and_test_weeks():
+    """In-training evaluation (and best.pt) runs on split=val, the final report and `rlrun eval` on split=test:
+    the env declares both in its `eval_kwargs` hook; a training env keeps the config's split."""
+    from omegaconf import OmegaConf
+
+    from rlrun.collect import make_env
+
+    cfg = OmegaConf.create({"_target_": "rlrun.envs.inverter.InverterEnv", "episode_s": 60})
+    assert make_env(cfg).split == "train"
+    assert make_env(cfg, evaluation="val").split == "val"
+    assert make_env(cfg, evaluation="test").split == "test"
+    assert make_env(cfg, evaluation=True).split == "test"  # what callers that do not choose mean
+    with pytest.raises(ValueError, match="evaluation"):
+        make_env(cfg, evaluation="holdout")
+
+
+def test_training_selects_on_validation_and_reports_the_test_split(tmp_path):
+    """A tiny run: eval.json says which split each figure comes from; the validation and test episodes are
+    drawn from the val and test weeks, with seeds that differ (val_seed vs eval_seed, which may not overlap)."""
+    import json
+
+    from conftest import compose
+    from rlrun.trainer import Trainer
+
+    cfg = compose(["env=inverter", "agent=heuristic", "env.episode_s=20", "total_steps=40", "eval_every=20",
+                   "eval_episodes=2", "progress=false", "plots=false"])
+    trainer = Trainer(cfg, tmp_path / "run")
+    assert trainer.val_envs.attr("split") == "val" and trainer.eval_envs.attr("split") == "test"
+    summary = trainer.run()
+    saved = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert saved["final"]["split"] == "test" and saved["final"]["baseline"]["split"] == "test"
+    assert saved["validation"]["split"] == "val" and saved["best"]["split"] == "val"
+    assert summary["best"]["return_mean"] >= saved["validation"]["return_mean"]
+    assert saved["validation"]["returns"] != saved["final"]["returns"]
+    with pytest.raises(ConfigError, match="val_seed"):
+        Trainer(compose(["env=inverter", "agent=heuristic", "val_seed=1000001", "progress=false"]),
+                tmp_path / "bad")

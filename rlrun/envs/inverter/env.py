@@ -111,8 +111,9 @@ class InverterEnv(gym.Env):
                              ["env/r_export", "env/r_import", "env/r_churn", "env/r_over_limit"]],
         },
     }
-    #: constructor overrides for evaluation environments: evaluate on held-out days
-    eval_kwargs: ClassVar[dict[str, Any]] = {"split": "test"}
+    #: constructor overrides per evaluation split: in-training evaluation and best.pt selection on the
+    #: validation weeks, the final report and `rlrun eval` on the test weeks (rlrun.collect.factory)
+    eval_kwargs: ClassVar[dict[str, dict[str, Any]]] = {"val": {"split": "val"}, "test": {"split": "test"}}
 
     def __init__(
         self,
