@@ -16,7 +16,6 @@ import rlrun.envs  # noqa: F401  (registers rlrun/<Name>-v0 ids)
 from rlrun.errors import ConfigError
 from rlrun.instantiate import instantiate_node
 
-
 EVAL_SPLITS = ("val", "test")
 
 
