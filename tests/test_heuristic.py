@@ -102,3 +102,23 @@ def test_pi_at_zero_delay_stays_stable_and_under_the_limit():
     assert pi["over_limit_fraction"] < 0.2 and pi["longest_excursion_s"] < 30
     assert simc["over_limit_fraction"] > 2 * pi["over_limit_fraction"]
     assert pi["return"] > 3 * simc["return"]  # returns are negative
+
+
+def test_exploration_noise_is_a_dither_not_integrated():
+    """The read-back command includes the noise the PI added; the next step integrates from the PI's own
+    command, so in a collected dataset the noise does not random-walk the slaves away from the operating point."""
+    env = InverterEnv(episode_s=60)
+    pi = make(env, explore_noise=0.1)
+    obs = np.zeros(30, dtype=np.float32)
+    obs[11 + 12: 11 + 15] = np.array([1000.0, 1000.0, 1000.0]) / 5000.0
+    clean = make(env, explore_noise=0.1)
+    u0 = clean.control(obs)
+    sent = pi.act(obs, explore=True)
+    sent_w = (sent.astype(np.float64) + 1.0) * 0.5 * 5000.0
+    assert np.abs(sent_w - u0).max() > 10  # it did explore
+    # next second: the env echoes the sent (noisy) command in the pending block; the PI must continue from
+    # its own command u0, exactly as a noise-free PI that sent u0 would
+    noisy, quiet = obs.copy(), obs.copy()
+    noisy[11 + 12: 11 + 15] = (sent_w / 5000.0).astype(np.float32)
+    quiet[11 + 12: 11 + 15] = (u0 / 5000.0).astype(np.float32)
+    np.testing.assert_allclose(pi.control(noisy), clean.control(quiet), atol=1e-2)
