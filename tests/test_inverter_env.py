@@ -315,3 +315,21 @@ def test_curtailment_without_a_price_is_one_line_exit_2(tmp_path):
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "reward.curtailment_weight" in lines[0]
+
+
+def test_get_state_set_state_resumes_exactly_with_curtailment():
+    kw = dict(episode_s=200, day=172, curtailment=True, reward=CURTAIL)
+    env = InverterEnv(**kw)
+    rng = np.random.default_rng(1)
+    rollout(env, rng.uniform(-1, 1, size=(50, 4)).astype(np.float32), seed=5)
+    snap = env.get_state()
+    tail = rng.uniform(-1, 1, size=(150, 4)).astype(np.float32)
+    a = [env.step(x) for x in tail]
+    other = InverterEnv(**kw)
+    other.reset(seed=99)
+    other.set_state(snap)
+    b = [other.step(x) for x in tail]
+    for (oa, ra, _, _, ia), (ob, rb, _, _, ib) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(oa, ob)
+        assert ra == rb and ia == ib
+    assert "g100_violations_without_curtailment" in b[-1][4]
