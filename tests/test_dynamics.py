@@ -39,6 +39,19 @@ def test_weighted_loss_matches_the_seed():
     assert float(ForwardModelLoss(6, weighted=False)(pred, true)) == pytest.approx(1.0)
 
 
+def test_huber_loss_is_squared_inside_delta_and_linear_outside():
+    w = np.array([5.0, 3.0, 3.0, 3.0, 1.0, 1.0])
+    pred = torch.zeros(1, 6)
+    small, big = torch.full((1, 6), 0.005), torch.full((1, 6), 0.5)
+    huber = ForwardModelLoss(6, huber_delta=0.01)
+    assert float(huber(pred, small)) == pytest.approx(float(ForwardModelLoss(6)(pred, small)), rel=1e-5)
+    # outside delta: 2 * delta * (|e| - delta / 2) per element, weighted
+    assert float(huber(pred, big)) == pytest.approx((w * 2 * 0.01 * (0.5 - 0.005)).mean(), rel=1e-5)
+    with pytest.raises(ConfigError, match="huber_delta"):
+        DynamicsAgent(spaces.Box(-1, 1, shape=(4,)), spaces.Box(-1, 1, shape=(1,)), dataset="x.npz",
+                      huber_delta=0.0)
+
+
 def synthetic_dataset(episodes: int = 6, length: int = 300, delay: int = 3, seed: int = 0) -> dict:
     """x_{t+1} = 0.9 x_t + 0.5 a_{t-delay}: the action shows `delay` steps late, as the inverter's does.
     The observation is [x, pending actions (oldest first)], so the state is Markov."""
