@@ -2,7 +2,7 @@
 
 The offline, model-based pipeline of seed 002 (about 10 min on one CPU core; D = the dataset path):
 
-    rlrun collect env=inverter agent=heuristic episodes=40 out=outputs/collect/inverter-pi
+    rlrun collect env=inverter agent=heuristic episodes=120 out=outputs/collect/inverter-pi
     D=outputs/collect/inverter-pi/dataset.npz
     # forward dynamics model + policy learned through it (seed steps 2 and 6)
     rlrun train env=inverter agent=dynamics dataset=$D total_steps=8000 agent.policy_start=3000 \\
