@@ -482,8 +482,8 @@ class Trainer:
         if self.cfg.plots:
             self._plots(logger)
         logger.message(
-            f"{format_result('final eval (test)', final, first=self.key_metrics)} | "
-            f"best (val) {p.best_eval:.3f} at step {p.best_step} | "
+            f"{format_result('final eval', final, first=self.key_metrics)} | on the test split | "
+            f"best on validation {p.best_eval:.3f} at step {p.best_step} | "
             f"{summary['steps_per_second']:.0f} steps/s | run dir {self.run_dir}"
         )
         return summary
