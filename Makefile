@@ -50,7 +50,7 @@ clean:
 D := outputs/collect/inverter-pi/dataset.npz
 NETS := agent.gamma=0.9 agent.layer_norm=true agent.actor_hidden=[128,128] agent.critic_hidden=[128,128]
 inverter-pipeline: install
-	$(RLRUN) collect env=inverter agent=heuristic episodes=40 out=outputs/collect/inverter-pi
+	$(RLRUN) collect env=inverter agent=heuristic episodes=120 out=outputs/collect/inverter-pi
 	$(RLRUN) train env=inverter agent=dynamics dataset=$(D) total_steps=8000 agent.policy_start=3000 eval_every=0 \
 		hydra.run.dir=outputs/train/inverter-dynamics/pipeline
 	$(RLRUN) dynamics-report run=outputs/train/inverter-dynamics/pipeline

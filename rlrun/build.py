@@ -17,12 +17,12 @@ from rlrun.instantiate import instantiate_node
 from rlrun.replay.buffer import ReplayBuffer
 
 
-def build_env(cfg: DictConfig, log_dir: Path | None = None, evaluation: bool = False) -> gym.Env:
+def build_env(cfg: DictConfig, log_dir: Path | None = None, evaluation: bool | str = False) -> gym.Env:
     """One env copy in this process (see rlrun.collect.make_env for `log_dir` and `evaluation`)."""
     return make_env(cfg.env, log_dir, evaluation)
 
 
-def build_pool(cfg: DictConfig, log_dir: Path | None = None, evaluation: bool = False,
+def build_pool(cfg: DictConfig, log_dir: Path | None = None, evaluation: bool | str = False,
                num_envs: int | None = None) -> EnvPool:
     """`num_envs` copies of the env (default cfg.num_envs) stepped by the backend `cfg.vector` names."""
     ray_address = cfg.ray.address if cfg.get("ray") is not None else None

@@ -46,6 +46,7 @@ class RunConfig:
     eval_every: int = 5000
     eval_episodes: int = 5
     eval_seed: int = 1_000_000
+    val_seed: int = 2_000_000
     checkpoint_every: int = 5000
     device: str = "cpu"
     torch_threads: int = 1
@@ -86,6 +87,9 @@ def validate_run(cfg: DictConfig) -> None:
         if not ok:
             minimum = 1 if key in ("total_steps", "train_every", "eval_episodes", "torch_threads", "num_envs") else 0
             raise ConfigError(f"{key} must be >= {minimum}, got {cfg[key]}")
+    if abs(int(cfg.val_seed) - int(cfg.eval_seed)) < int(cfg.eval_episodes):
+        raise ConfigError(f"val_seed={cfg.val_seed} and eval_seed={cfg.eval_seed} overlap over eval_episodes="
+                          f"{cfg.eval_episodes} episodes: validation and test episodes must differ")
     if cfg.device not in DEVICES:
         raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
     for group in ("env", "agent", "replay"):

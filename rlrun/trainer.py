@@ -8,6 +8,11 @@ Three data sources, one loop:
   `policy_step`; a full buffer gets GAE(lambda) advantages and one `update`, then starts over.
 - dataset (offline, `agent.offline`): a dataset loaded into the replay buffer; the env copies only evaluate.
 
+Evaluation keeps model selection away from the test data: the evaluations during training, the one at the end
+that may still update best.pt, and best.pt itself use the validation split (env copies built with the env's
+`eval_kwargs["val"]`, seeds `val_seed`, ...); the final report (eval.json "final", the baseline comparison)
+uses the test split (`eval_kwargs["test"]`, seeds `eval_seed`, ...), as `rlrun eval` does.
+
 Online, each loop iteration steps all `num_envs` copies at once (rlrun.collect) with one batched `act`, and
 `step` counts env steps summed over the copies (gradient updates offline). The pools never autoreset: a copy
 whose episode ended is reset here after its last transition is stored, so no transition crosses episodes.
@@ -145,8 +150,9 @@ class Trainer:
         torch.set_num_threads(int(cfg.torch_threads))
         torch.manual_seed(int(cfg.seed))
         self.envs = build_pool(cfg, log_dir=self.run_dir)
-        self.eval_envs = build_pool(cfg, log_dir=self.run_dir / "eval", evaluation=True,
-                                    num_envs=min(self.num_envs, int(cfg.eval_episodes)))
+        n_eval = min(self.num_envs, int(cfg.eval_episodes))
+        self.val_envs = build_pool(cfg, log_dir=self.run_dir / "val", evaluation="val", num_envs=n_eval)
+        self.eval_envs = build_pool(cfg, log_dir=self.run_dir / "eval", evaluation="test", num_envs=n_eval)
         self._build(cfg)
 
     def _build(self, cfg: DictConfig) -> None:
@@ -181,7 +187,7 @@ class Trainer:
     def close(self) -> None:
         """Stop the env copies (worker processes, Ray actors), remove temp files an error left behind, and
         give the run directory free."""
-        for pool in (getattr(self, "envs", None), getattr(self, "eval_envs", None)):
+        for pool in (getattr(self, "envs", None), getattr(self, "val_envs", None), getattr(self, "eval_envs", None)):
             if pool is not None:
                 pool.close()
         if self._lock is not None:
@@ -248,8 +254,10 @@ class Trainer:
 
     # ---- evaluation ---------------------------------------------------------------------------------
     def evaluate(self, logger: RunLogger) -> dict[str, Any]:
+        """Validation: the in-training evaluation that selects best.pt."""
         cfg, p = self.cfg, self.progress
-        result = evaluate_policy(self.eval_envs, self.agent, int(cfg.eval_episodes), int(cfg.eval_seed))
+        result = evaluate_policy(self.val_envs, self.agent, int(cfg.eval_episodes), int(cfg.val_seed))
+        result["split"] = "val"
         logger.evaluation(p.step, p.episode, result)
         if result["return_mean"] > p.best_eval:
             p.best_eval, p.best_step = result["return_mean"], p.step
@@ -319,7 +327,8 @@ class Trainer:
                 return {"status": "interrupted", "signal": stop.signum, "step": p.step}
             stop.raise_on_signal()
             try:
-                final = self.evaluate(logger)
+                validation = self.evaluate(logger)
+                final = self._test(logger)
                 self._compare_to_baseline(final, logger)
             except Interrupted as e:
                 logger.message(f"interrupted by {signal.Signals(e.signum).name} during the final evaluation at "
@@ -328,7 +337,7 @@ class Trainer:
                 logger.close()
                 return {"status": "interrupted", "signal": e.signum, "step": p.step}
             stop.raise_on_signal(False)  # the result is complete: writing it out takes a moment, let it
-            summary = self._finish(logger, final, elapsed, p.step - step0)
+            summary = self._finish(logger, final, validation, elapsed, p.step - step0)
         logger.close()
         return summary
 
@@ -432,22 +441,31 @@ class Trainer:
                             res.obs[i], res.terminated[i], self.agent.gamma, self.agent.device)
 
     # ---- end of run ---------------------------------------------------------------------------------
+    def _test(self, logger: RunLogger) -> dict[str, Any]:
+        """The final report's figure: the test split, never used to select anything."""
+        result = evaluate_policy(self.eval_envs, self.agent, int(self.cfg.eval_episodes), int(self.cfg.eval_seed))
+        result["split"] = "test"
+        logger.message(format_result("test", result, max_metrics=4, first=self.key_metrics))
+        return result
+
     def _compare_to_baseline(self, final: dict[str, Any], logger: RunLogger) -> None:
         if self.baseline is not None:
             base = evaluate_policy(self.eval_envs, self.baseline, int(self.cfg.eval_episodes),
                                    int(self.cfg.eval_seed))
-            final["baseline"] = compare(final, base, self.cfg.baseline)
+            final["baseline"] = {**compare(final, base, self.cfg.baseline), "split": "test"}
             logger.message(format_comparison(final["baseline"]))
 
-    def _finish(self, logger: RunLogger, final: dict[str, Any], elapsed: float, steps: int) -> dict[str, Any]:
+    def _finish(self, logger: RunLogger, final: dict[str, Any], validation: dict[str, Any], elapsed: float,
+                steps: int) -> dict[str, Any]:
         p = self.progress
         summary = {
             "status": "finished",
             **self.labels,
             "step": p.step,
             "episodes": p.episode,
-            "final": final,
-            "best": {"return_mean": p.best_eval, "step": p.best_step},
+            "final": final,  # test split
+            "validation": validation,  # the last validation evaluation
+            "best": {"return_mean": p.best_eval, "step": p.best_step, "split": "val"},
             "train_seconds": elapsed,
             "steps_per_second": steps / max(elapsed, 1e-9),
         }
@@ -460,12 +478,13 @@ class Trainer:
         hparams.update({k: self.cfg[k] for k in ("seed", "total_steps", "learning_starts", "gradient_steps")})
         hparams.update(self.labels)
         logger.hparams({k: (str(v) if isinstance(v, list | dict) else v) for k, v in hparams.items()},
-                       {"hparam/eval_return_mean": final["return_mean"], "hparam/best_return_mean": p.best_eval})
+                       {"hparam/eval_return_mean": final["return_mean"],
+                        "hparam/val_return_mean": validation["return_mean"], "hparam/best_return_mean": p.best_eval})
         if self.cfg.plots:
             self._plots(logger)
         logger.message(
-            f"{format_result('final eval', final, first=self.key_metrics)} | "
-            f"best {p.best_eval:.3f} at step {p.best_step} | "
+            f"{format_result('final eval', final, first=self.key_metrics)} | on the test split | "
+            f"best on validation {p.best_eval:.3f} at step {p.best_step} | "
             f"{summary['steps_per_second']:.0f} steps/s | run dir {self.run_dir}"
         )
         return summary

@@ -39,6 +39,19 @@ def test_weighted_loss_matches_the_seed():
     assert float(ForwardModelLoss(6, weighted=False)(pred, true)) == pytest.approx(1.0)
 
 
+def test_huber_loss_is_squared_inside_delta_and_linear_outside():
+    w = np.array([5.0, 3.0, 3.0, 3.0, 1.0, 1.0])
+    pred = torch.zeros(1, 6)
+    small, big = torch.full((1, 6), 0.005), torch.full((1, 6), 0.5)
+    huber = ForwardModelLoss(6, huber_delta=0.01)
+    assert float(huber(pred, small)) == pytest.approx(float(ForwardModelLoss(6)(pred, small)), rel=1e-5)
+    # outside delta: 2 * delta * (|e| - delta / 2) per element, weighted
+    assert float(huber(pred, big)) == pytest.approx((w * 2 * 0.01 * (0.5 - 0.005)).mean(), rel=1e-5)
+    with pytest.raises(ConfigError, match="huber_delta"):
+        DynamicsAgent(spaces.Box(-1, 1, shape=(4,)), spaces.Box(-1, 1, shape=(1,)), dataset="x.npz",
+                      huber_delta=0.0)
+
+
 def synthetic_dataset(episodes: int = 6, length: int = 300, delay: int = 3, seed: int = 0) -> dict:
     """x_{t+1} = 0.9 x_t + 0.5 a_{t-delay}: the action shows `delay` steps late, as the inverter's does.
     The observation is [x, pending actions (oldest first)], so the state is Markov."""
@@ -186,16 +199,26 @@ def test_policy_controller_trains_through_the_model(tmp_path):
 @pytest.mark.slow
 def test_model_based_policy_beats_the_pi_baseline_on_held_out_days(tmp_path):
     """The quality bar of the inverter pipeline: from a PI dataset alone, the learned policy exports less than
-    the PI baseline without importing more, on held-out days (24 half-hour windows). About 4 min on 1 CPU.
-    Measured (rlrun train ... agent=dynamics, same settings): export 0.0310 vs 0.0340 kWh per window, import
-    0.0991 vs 0.1036 kWh."""
+    the PI baseline without importing more, on held-out days (24 half-hour windows of the test weeks). About
+    5 min on 1 CPU.
+
+    Measured per window, export / import kWh (PI: 0.0366 / 0.1080 on test, 0.0321 / 0.1034 on validation):
+        agent seed 0: test 0.0344 / 0.0832, val 0.0293 / 0.0855
+        agent seed 1: test 0.0351 / 0.0738, val 0.0319 / 0.0721
+        agent seed 2: test 0.0295 / 0.0961, val 0.0258 / 0.0949
+    Before (40 PI episodes with integrated exploration noise, MSE model loss): seed 0 exported 0.0398 and
+    imported 0.1057 on test, and lost to the PI on the training days too (return -456 vs -417), so the split
+    was not the cause: the model was biased by 40-100 W per phase near net power 0, where the policy operates
+    (rlrun/agents/heuristic.py on the dither, rlrun/agents/dynamics.py on the Huber loss). With the dither
+    alone (40 episodes) seed 0 exported 0.0405 / imported 0.0925; with 120 dithered episodes and MSE it tied
+    the PI's export (0.0366 / 0.0915)."""
     from rlrun.agents.heuristic import ExportPI
     from rlrun.commands.collect import collect_command
     from rlrun.envs.inverter import InverterEnv
     from rlrun.envs.inverter.compare import evaluate
 
     torch.set_num_threads(1)
-    collect_command(["env=inverter", "agent=heuristic", "reward=export", "episodes=40", f"out={tmp_path}"])
+    collect_command(["env=inverter", "agent=heuristic", "reward=export", "episodes=120", f"out={tmp_path}"])
     env = InverterEnv(split="test")
     agent = DynamicsAgent(env.observation_space, env.action_space, dataset=str(tmp_path / "dataset.npz"),
                           export_weight=1.25, import_weight=1.0, policy_start=3000, seed=0)

@@ -18,6 +18,8 @@ def test_hooks_have_the_documented_shape(entry):
     for attr, kind in (("eval_kwargs", dict), ("tensorboard_layout", dict)):
         if hasattr(cls, attr):
             assert isinstance(getattr(cls, attr), kind), f"{name}.{attr}"
+    if hasattr(cls, "eval_kwargs"):
+        assert set(cls.eval_kwargs) <= {"val", "test"}, f"{name}.eval_kwargs: splits val and test only"
     for method in HOOK_METHODS:
         if hasattr(cls, method):
             want = list(inspect.signature(getattr(RlrunEnv, method)).parameters)

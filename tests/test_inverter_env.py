@@ -211,3 +211,125 @@ def test_a_split_without_training_days_is_a_one_line_error():
         InverterEnv(holdout_every_weeks=2)
     with pytest.raises(ConfigError, match="env.split"):
         InverterEnv(split="holdout")
+
+
+def test_evaluation_envs_use_the_validation_and_test_weeks():
+    """In-training evaluation (and best.pt) runs on split=val, the final report and `rlrun eval` on split=test:
+    the env declares both in its `eval_kwargs` hook; a training env keeps the config's split."""
+    from omegaconf import OmegaConf
+
+    from rlrun.collect import make_env
+
+    cfg = OmegaConf.create({"_target_": "rlrun.envs.inverter.InverterEnv", "episode_s": 60})
+    assert make_env(cfg).split == "train"
+    assert make_env(cfg, evaluation="val").split == "val"
+    assert make_env(cfg, evaluation="test").split == "test"
+    assert make_env(cfg, evaluation=True).split == "test"  # what callers that do not choose mean
+    with pytest.raises(ValueError, match="evaluation"):
+        make_env(cfg, evaluation="holdout")
+
+
+def test_training_selects_on_validation_and_reports_the_test_split(tmp_path):
+    """A tiny run: eval.json says which split each figure comes from; the validation and test episodes are
+    drawn from the val and test weeks, with seeds that differ (val_seed vs eval_seed, which may not overlap)."""
+    import json
+
+    from conftest import compose
+    from rlrun.trainer import Trainer
+
+    cfg = compose(["env=inverter", "agent=heuristic", "env.episode_s=20", "total_steps=40", "eval_every=20",
+                   "eval_episodes=2", "progress=false", "plots=false"])
+    trainer = Trainer(cfg, tmp_path / "run")
+    assert trainer.val_envs.attr("split") == "val" and trainer.eval_envs.attr("split") == "test"
+    summary = trainer.run()
+    saved = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert saved["final"]["split"] == "test" and saved["final"]["baseline"]["split"] == "test"
+    assert saved["validation"]["split"] == "val" and saved["best"]["split"] == "val"
+    assert summary["best"]["return_mean"] >= saved["validation"]["return_mean"]
+    assert saved["validation"]["returns"] != saved["final"]["returns"]
+    with pytest.raises(ConfigError, match="val_seed"):
+        Trainer(compose(["env=inverter", "agent=heuristic", "val_seed=1000001", "progress=false"]),
+                tmp_path / "bad")
+
+
+CURTAIL = {"export_weight": 1.25, "import_weight": 1.0, "churn_weight": 0.01, "curtailment_weight": 1.0}
+
+
+def test_curtailment_energy_balance_to_the_watt_second():
+    """PV + import = load + export + curtailed + diverted, every second and over the episode, under random
+    slave and curtailment commands (per-phase and net metering)."""
+    for metering in ("per_phase", "net"):
+        env = InverterEnv(episode_s=600, day=172, curtailment=True, reward=CURTAIL, metering=metering)
+        rng = np.random.default_rng(0)
+        _, infos, rewards = rollout(env, rng.uniform(-1, 1, size=(600, 4)).astype(np.float32), seed=5)
+        assert len(infos) == 600
+        for i in infos:
+            assert i["pv_w"] + i["import_w"] == pytest.approx(
+                i["load_w"] + i["export_w"] + i["curtailed_w"] + i["diverted_w"], abs=1e-6)
+            assert i["r_curtailment"] == pytest.approx(-1.0 * i["curtailed_w"] / 1000.0)
+        last = infos[-1]
+        ws = {k: last[f"{k}_kwh"] * 3.6e6 for k in ("pv", "import", "load", "export", "curtailed", "diverted")}
+        assert ws["pv"] + ws["import"] == pytest.approx(
+            ws["load"] + ws["export"] + ws["curtailed"] + ws["diverted"], abs=1.0)  # 1 W*s
+        assert ws["curtailed"] > 1e5  # the random limits did curtail
+
+
+def test_curtailment_acts_within_a_second_and_compliance_is_reported_with_and_without_it():
+    """Midsummer noon, slaves off: without curtailment every second exports; full curtailment from the first
+    step brings export to zero the next second (no slave delay or ramp), and the counters the site would
+    have had without it still show the excursion."""
+    env = InverterEnv(episode_s=60, day=172, window_start_h=11, window_end_h=13, warm_start=False,
+                      curtailment=True, reward=CURTAIL)
+    assert env.observation_space.shape == (31,) and env.action_space.shape == (4,)
+    np.testing.assert_array_equal(env.noop_action, -np.ones(4))
+    obs, infos, _ = rollout(env, [np.array([-1, -1, -1, 1], dtype=np.float32)] * 60)
+    assert all(i["export_w"] == 0.0 for i in infos)
+    assert obs[1, -1] == 0.0 and obs[0, -1] == 1.0  # the limit in force, as a fraction of the rating
+    last = infos[-1]
+    assert last["seconds_over_limit"] == 0 and last["g100_violations"] == 0
+    assert last["seconds_over_limit_without_curtailment"] == 60
+    assert last["longest_excursion_s_without_curtailment"] == 60
+    assert last["g100_violations_without_curtailment"] == 1
+    assert last["curtailed_kwh"] == pytest.approx(last["pv_kwh"])
+    # half the rating: output is min(pv, 4 kW)
+    _, infos, _ = rollout(env, [np.array([-1, -1, -1, 0.0], dtype=np.float32)] * 5)
+    assert all(i["pv_w"] - i["curtailed_w"] == pytest.approx(min(i["pv_w"], 4000.0)) for i in infos)
+
+
+def test_curtailment_off_is_the_three_action_env_and_needs_a_price_when_on():
+    a, _, ra = rollout(InverterEnv(episode_s=120), [np.zeros(3, dtype=np.float32)] * 120, seed=2)
+    b, _, rb = rollout(InverterEnv(episode_s=120, reward=CURTAIL), [np.zeros(3, dtype=np.float32)] * 120, seed=2)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ra, rb)
+    with pytest.raises(ConfigError, match="reward.curtailment_weight"):
+        InverterEnv(curtailment=True)
+    with pytest.raises(ConfigError, match="reward.curtailment_weight"):
+        InverterEnv(curtailment=True, reward={**CURTAIL, "curtailment_weight": 0.0})
+    check_env(InverterEnv(episode_s=60, curtailment=True, reward=CURTAIL), skip_render_check=True)
+
+
+def test_curtailment_without_a_price_is_one_line_exit_2(tmp_path):
+    from conftest import run_cli
+
+    proc = run_cli(["train", "env=inverter", "agent=sac", "env.curtailment=true", "total_steps=10"], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "reward.curtailment_weight" in lines[0]
+
+
+def test_get_state_set_state_resumes_exactly_with_curtailment():
+    kw = dict(episode_s=200, day=172, curtailment=True, reward=CURTAIL)
+    env = InverterEnv(**kw)
+    rng = np.random.default_rng(1)
+    rollout(env, rng.uniform(-1, 1, size=(50, 4)).astype(np.float32), seed=5)
+    snap = env.get_state()
+    tail = rng.uniform(-1, 1, size=(150, 4)).astype(np.float32)
+    a = [env.step(x) for x in tail]
+    other = InverterEnv(**kw)
+    other.reset(seed=99)
+    other.set_state(snap)
+    b = [other.step(x) for x in tail]
+    for (oa, ra, _, _, ia), (ob, rb, _, _, ib) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(oa, ob)
+        assert ra == rb and ia == ib
+    assert "g100_violations_without_curtailment" in b[-1][4]

@@ -28,18 +28,20 @@ def eval_command(argv: list[str]) -> int:
     seed = args.integer("seed", int(run.cfg.eval_seed))
     inference = args.choice("inference", "float", INFERENCE_MODES)
     torch.set_num_threads(int(run.cfg.torch_threads))
-    env = run.build_env(evaluation=True, log_dir=run.path / "eval_cli")
+    env = run.build_env(evaluation="test", log_dir=run.path / "eval_cli")  # training selected on "val"
     agent = wrap_for_inference(run.build_agent(env, args.get("checkpoint", "best")), inference)
     ckpt_path = run.checkpoint_path
     assert ckpt_path is not None
     result = evaluate_policy(env, agent, episodes, seed)
+    result["split"] = "test"  # the env's test split (eval_kwargs["test"]) and eval_seed
     result["checkpoint"] = str(ckpt_path)
     result["step"] = run.step
-    print(format_result(f"eval ({ckpt_path.name}, step {run.step})", result, max_metrics=20,
+    print(format_result(f"eval on the test split ({ckpt_path.name}, step {run.step})", result, max_metrics=20,
                         first=key_metrics(env)))
     baseline = build_baseline(run.cfg, env)
     if baseline is not None:
-        result["baseline"] = compare(result, evaluate_policy(env, baseline, episodes, seed), run.cfg.baseline)
+        result["baseline"] = {**compare(result, evaluate_policy(env, baseline, episodes, seed), run.cfg.baseline),
+                              "split": "test"}
         print(format_comparison(result["baseline"]))
     suffix = "" if inference == "float" else f"_{inference}"
     out = run.path / f"eval_{ckpt_path.stem}_seed{seed}_n{episodes}{suffix}.json"

@@ -26,9 +26,12 @@ class RlrunEnv(Protocol):
     `<log_dir>/copy<i>`.
     """
 
-    eval_kwargs: ClassVar[dict[str, Any]]
-    """Constructor arguments applied to evaluation copies (e.g. the inverter's `{"split": "test"}`), so that
-    evaluation never sees training data (`rlrun.collect.make_env(..., evaluation=True)`)."""
+    eval_kwargs: ClassVar[dict[str, dict[str, Any]]]
+    """Constructor arguments per evaluation split, `{"val": {...}, "test": {...}}` (the inverter's
+    `{"split": "val"}` / `{"split": "test"}`): in-training evaluation and best.pt selection build their copies
+    with "val", the final report and `rlrun eval` with "test" (`rlrun.collect.make_env(..., evaluation=...)`),
+    so neither sees training data and model selection never sees the test data. Envs without such data keep
+    the splits apart by seed (`val_seed`, `eval_seed`)."""
 
     tensorboard_layout: ClassVar[dict[str, Any]]
     """A TensorBoard custom-scalars layout `{category: {chart: ["Multiline", [tags]]}}` grouping the env's

@@ -12,6 +12,7 @@ What the seed left broken, done here:
 - k (`lookahead_steps`): with env.delay_s = d, the action sent at step t is first visible in the state
   after d + 1 transitions, so the default is k = d + 1 = 6; s_{t+k} is the observation k transitions later.
 - Training: the seed's weighted MSE (feature 0 - export - x5, features 1..3 - per-phase net power - x3),
+  optionally with Huber terms instead of squares (`huber_delta`; agent=dynamics uses it, see there),
   Adam, grad-norm clip 1.0, ReduceLROnPlateau on the validation loss, the best-on-validation weights kept.
 - Evaluation: k-step error against the persistence baseline (s_{t+k} = s_t), the forecast any model must beat.
 """
@@ -91,18 +92,25 @@ class ForwardDynamicsModel(nn.Module):
 
 
 class ForwardModelLoss(nn.Module):
-    """The seed's weighted MSE: export (feature 0) x5, per-phase power (features 1..3) x3, the rest x1."""
+    """The seed's weighted MSE: export (feature 0) x5, per-phase power (features 1..3) x3, the rest x1.
+    With `huber_delta` (observation units) each squared error becomes a Huber term, 2 * huber(err, delta),
+    equal to the squared error inside +-delta and linear outside (see DynamicsAgent's `huber_delta`)."""
 
-    def __init__(self, state_dim: int, weighted: bool = True) -> None:
+    def __init__(self, state_dim: int, weighted: bool = True, huber_delta: float | None = None) -> None:
         super().__init__()
         w = torch.ones(state_dim)
         if weighted:
             w[0] = 5.0
             w[1:4] = 3.0
         self.register_buffer("weights", w)
+        self.huber_delta = huber_delta
 
     def forward(self, pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-        return (((pred - true) ** 2) * self.weights).mean()
+        if self.huber_delta:
+            err = 2.0 * nn.functional.huber_loss(pred, true, reduction="none", delta=self.huber_delta)
+        else:
+            err = (pred - true) ** 2
+        return (err * self.weights).mean()
 
 
 # ---- sequence windows from a transitions dataset ------------------------------------------------------
@@ -175,9 +183,9 @@ class DynamicsTrainer:
     """The seed's `train_forward_model`, one gradient step at a time so rlrun's loop can drive it."""
 
     def __init__(self, model: ForwardDynamicsModel, lr: float = 1e-3, patience: int = 5,
-                 grad_clip: float = 1.0, weighted: bool = True) -> None:
+                 grad_clip: float = 1.0, weighted: bool = True, huber_delta: float | None = None) -> None:
         self.model = model
-        self.criterion = ForwardModelLoss(model.state_dim, weighted).to(next(model.parameters()).device)
+        self.criterion = ForwardModelLoss(model.state_dim, weighted, huber_delta).to(next(model.parameters()).device)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, patience=patience)
         self.grad_clip = grad_clip

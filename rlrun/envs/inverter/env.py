@@ -40,10 +40,21 @@ Observation (default delay_s=5 -> 30 dims). Powers are measured values (true + N
     -1                change of measured PV power over the last second (cloud edges)
 Action: 3 per-phase targets in [-1, 1] mapped to [0, max_power] W as the seed's get_action does
 (-1 = all slaves off; the "do nothing" action is `noop_action`).
+PV curtailment (`curtailment=true`): a fourth action c in [-1, 1] sets the inverter's active-power limit
+(SunSpec WMaxLimPct) to (1 - c) / 2 of its rating: -1 = no limit, +1 = no output. The inverter is local to the
+meter, so the limit applies at the next second, without the slaves' delay and ramp: it is the one actuator
+that can bring export back under the limit within G100's 5 s after a load drop. PV then feeds the phases
+min(pv, limit) / 3 each; the lost PV energy is reported (curtailed_w, curtailed_kwh) and priced by the
+reward group's `curtailment_weight` (required: free curtailment would simply switch the panels off). The
+observation gets one more feature at the end, the limit in force as a fraction of the rating, and the
+compliance counters are also reported as the site would have had them without curtailment (same slaves,
+all PV): seconds_over_limit_without_curtailment, longest_excursion_s_without_curtailment,
+g100_violations_without_curtailment. Energy balance per second and per episode:
+    pv + import = load + export + curtailed + diverted.
 Reward (weights from the `reward` group, see conf/reward/export.yaml), per second, in kW:
     r = -(export_weight * export_kw + import_weight * over_diversion_kw
           + churn_weight * sum_p |command_p - previous command_p| / 1000
-          + over_limit_weight * [export > limit])
+          + over_limit_weight * [export > limit] + curtailment_weight * curtailed_kw)
 where over_diversion = import caused by diversion (per phase min(import_p, slave_p)); import that the house
 would draw anyway (load above PV) is not the controller's doing and is not penalised.
 Compliance (UK G100 style): an excursion is a run of seconds with true export above `export_limit_w`; info
@@ -65,8 +76,10 @@ from rlrun.envs.inverter.solar import SITES, clear_sky_day, load_site, pv_trace
 from rlrun.envs.inverter.split import days_of, split_of_days
 from rlrun.errors import ConfigError
 
-REWARD_KEYS = ("export_weight", "import_weight", "churn_weight", "over_limit_weight")
-DEFAULT_REWARD = {"export_weight": 1.25, "import_weight": 1.0, "churn_weight": 0.01, "over_limit_weight": 0.0}
+REWARD_KEYS = ("export_weight", "import_weight", "churn_weight", "over_limit_weight", "curtailment_weight")
+DEFAULT_REWARD = {"export_weight": 1.25, "import_weight": 1.0, "churn_weight": 0.01, "over_limit_weight": 0.0,
+                  "curtailment_weight": None}
+COMPLIANCE = ("seconds_over_limit", "longest_excursion_s", "g100_violations")
 N_FIXED = 11  # features before the pending-command block
 N_TAIL = 4  # features after it
 
@@ -84,7 +97,8 @@ def is_test_day(doy: np.ndarray | int, holdout_every_weeks: int = 8) -> np.ndarr
     return split_of_days(holdout_every_weeks)[np.asarray(doy)] == 2
 
 
-def parse_reward(reward: Any) -> dict[str, float]:
+def parse_reward(reward: Any) -> dict[str, float | None]:
+    """The weights; curtailment_weight stays None (no price) unless the reward group gives one."""
     weights = dict(DEFAULT_REWARD)
     if reward is None:
         return weights
@@ -93,7 +107,9 @@ def parse_reward(reward: Any) -> dict[str, float]:
     if unknown:
         raise ConfigError(f"reward keys {unknown} are not inverter weights; allowed: {list(REWARD_KEYS)}")
     for k, v in given.items():
-        if not isinstance(v, int | float) or v < 0 or not np.isfinite(v):
+        if k == "curtailment_weight" and v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0 or not np.isfinite(v):
             raise ConfigError(f"reward.{k} must be a finite number >= 0, got {v!r}")
         weights[k] = float(v)
     return weights
@@ -104,15 +120,18 @@ class InverterEnv(gym.Env):
     tensorboard_layout: ClassVar[dict] = {
         "inverter": {
             "power": ["Multiline",
-                      ["env/export_w", "env/import_w", "env/diverted_w", "env/over_diversion_w"]],
-            "energy": ["Multiline", ["env/export_kwh", "env/import_kwh", "env/over_diversion_kwh"]],
+                      ["env/export_w", "env/import_w", "env/diverted_w", "env/over_diversion_w",
+                       "env/curtailed_w"]],
+            "energy": ["Multiline", ["env/export_kwh", "env/import_kwh", "env/over_diversion_kwh",
+                                     "env/curtailed_kwh"]],
             "compliance": ["Multiline", ["env/seconds_over_limit", "env/longest_excursion_s"]],
-            "reward_terms": ["Multiline",
-                             ["env/r_export", "env/r_import", "env/r_churn", "env/r_over_limit"]],
+            "reward_terms": ["Multiline", ["env/r_export", "env/r_import", "env/r_churn", "env/r_over_limit",
+                                           "env/r_curtailment"]],
         },
     }
-    #: constructor overrides for evaluation environments: evaluate on held-out days
-    eval_kwargs: ClassVar[dict[str, Any]] = {"split": "test"}
+    #: constructor overrides per evaluation split: in-training evaluation and best.pt selection on the
+    #: validation weeks, the final report and `rlrun eval` on the test weeks (rlrun.collect.factory)
+    eval_kwargs: ClassVar[dict[str, dict[str, Any]]] = {"val": {"split": "val"}, "test": {"split": "test"}}
 
     def __init__(
         self,
@@ -142,6 +161,7 @@ class InverterEnv(gym.Env):
         cloud_edge_s: float = 4.0,
         obs_scale_w: float = 5000.0,
         warm_start: bool = True,
+        curtailment: bool = False,
         reward: Any = None,
     ) -> None:
         slaves = [2, 1, 1] if slaves_per_phase is None else [int(x) for x in slaves_per_phase]
@@ -169,6 +189,10 @@ class InverterEnv(gym.Env):
         if not 0.0 <= appliance_share < 1.0:
             raise ConfigError(f"env.appliance_share must be in [0, 1), got {appliance_share}")
         self.weights = parse_reward(reward)
+        self.curtailment = bool(curtailment)
+        if self.curtailment and not self.weights["curtailment_weight"]:
+            raise ConfigError("env.curtailment=true needs a price for the lost PV energy: set "
+                              "reward.curtailment_weight > 0 (per kW curtailed, e.g. 1.0 = the import price)")
         self.site = site
         self.pv_kwp, self.inverter_kw, self.tilt, self.azimuth = pv_kwp, inverter_kw, tilt, azimuth
         self.annual_kwh, self.appliance_share = float(annual_kwh), float(appliance_share)
@@ -190,10 +214,12 @@ class InverterEnv(gym.Env):
         self.days = days_of(split, self.holdout_every_weeks)
         load_site(site)  # fail fast on a broken pvlib install
 
-        dim = obs_dim(self.delay_s)
+        dim = obs_dim(self.delay_s) + int(self.curtailment)
+        n_act = 4 if self.curtailment else 3
         self.observation_space = spaces.Box(-10.0, 10.0, shape=(dim,), dtype=np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
-        self.noop_action = np.full(3, -1.0, dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(n_act,), dtype=np.float32)
+        self.noop_action = np.full(n_act, -1.0, dtype=np.float32)  # slaves off, no curtailment
+        self.rating_w = float(inverter_kw) * 1000.0
         self._trace: dict[str, np.ndarray] = {}
         self._t = 0
 
@@ -239,14 +265,21 @@ class InverterEnv(gym.Env):
         self._slave = start.copy()
         self._queue = np.tile(start, (self.delay_s, 1))  # commands in W, oldest first
         self._prev_cmd = start.copy()
+        self._limit = self.rating_w  # inverter active-power limit in force (curtailment)
         self._prev_pv_meas = float(self._trace["pv"][0] + self._trace["noise"][0, 4])
-        self._totals = np.zeros(6)  # export, import, diverted, over_diversion, pv, load  [W*s]
+        self._totals = np.zeros(7)  # export, import, diverted, over_diversion, pv, load, curtailed  [W*s]
         self._over, self._run, self._longest, self._violations = 0, 0, 0, 0
+        self._nc = [0, 0, 0, 0]  # the same counters for the export without curtailment
         obs, _ = self._observe()
         return obs, {"day": int(self._trace["meta"][0]), "start_s": int(self._trace["meta"][1])}
 
+    def _pv_out(self, t: int) -> float:
+        """PV power the inverter delivers: the panels' output under the curtailment limit."""
+        pv = float(self._trace["pv"][t])
+        return min(pv, self._limit) if self.curtailment else pv
+
     def _flows(self, t: int) -> tuple[np.ndarray, float, float, float]:
-        net = self._trace["pv"][t] / 3.0 - self._trace["load"][t] - self._slave
+        net = self._pv_out(t) / 3.0 - self._trace["load"][t] - self._slave
         if self.metering == "per_phase":
             exp = float(np.maximum(net, 0.0).sum())
             imp_p = np.maximum(-net, 0.0)
@@ -264,13 +297,14 @@ class InverterEnv(gym.Env):
             exp_m = float(np.maximum(net_m, 0.0).sum())
         else:
             exp_m = max(float(net_m.sum()), 0.0)
-        pv_m = float(self._trace["pv"][t] + noise[4])
+        pv_m = float(self._pv_out(t) + noise[4])
         s = self.obs_scale
         tod = (self._trace["meta"][1] + t) / 86400.0 * 2.0 * np.pi
         obs = np.concatenate([
             [exp_m / s], net_m / s, [pv_m / s], (self._trace["load"][t] + noise[5:8]) / s,
             (self._slave + noise[8:11]) / s, self._queue.reshape(-1) / self.max_power,
             [np.sin(tod), np.cos(tod), self._trace["pv_clear"][t] / s, (pv_m - self._prev_pv_meas) / s],
+            [self._limit / self.rating_w] if self.curtailment else [],
         ])
         self._prev_pv_meas = pv_m
         flows = {"net": net, "export_w": exp, "import_w": imp, "over_diversion_w": overdiv}
@@ -278,9 +312,12 @@ class InverterEnv(gym.Env):
 
     def step(self, action):
         a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != (3,) or not np.all(np.isfinite(a)):
-            raise ValueError(f"InverterEnv.step needs 3 finite actions in [-1, 1], got {action!r}")
-        cmd = (np.clip(a, -1.0, 1.0) + 1.0) * 0.5 * self.max_power
+        n_act = self.action_space.shape[0]
+        if a.shape != (n_act,) or not np.all(np.isfinite(a)):
+            raise ValueError(f"InverterEnv.step needs {n_act} finite actions in [-1, 1], got {action!r}")
+        if self.curtailment:  # the inverter's own limit: in force at the next second
+            self._limit = (1.0 - float(np.clip(a[3], -1.0, 1.0))) * 0.5 * self.rating_w
+        cmd = (np.clip(a[:3], -1.0, 1.0) + 1.0) * 0.5 * self.max_power
         if self.delay_s:
             target = self._queue[0].copy()
             self._queue[:-1] = self._queue[1:]
@@ -296,14 +333,10 @@ class InverterEnv(gym.Env):
         churn_kw = float(np.abs(cmd - self._prev_cmd).sum()) / 1000.0
         self._prev_cmd = cmd
         over = exp > self.export_limit_w
-        if over:
-            self._over += 1
-            self._run += 1
-            self._longest = max(self._longest, self._run)
-        else:
-            if self._run > self.g100_response_s:
-                self._violations += 1
-            self._run = 0
+        self._over, self._run, self._longest, self._violations = self._count(
+            over, self._over, self._run, self._longest, self._violations)
+        pv, load = float(self._trace["pv"][self._t]), float(self._trace["load"][self._t].sum())
+        curtailed = pv - self._pv_out(self._t)
         w = self.weights
         terms = {
             "r_export": -w["export_weight"] * exp / 1000.0,
@@ -311,14 +344,21 @@ class InverterEnv(gym.Env):
             "r_churn": -w["churn_weight"] * churn_kw,
             "r_over_limit": -w["over_limit_weight"] * float(over),
         }
+        if self.curtailment:
+            terms["r_curtailment"] = -w["curtailment_weight"] * curtailed / 1000.0
+            net_all_pv = f["net"] + curtailed / 3.0  # the same slaves and load with the panels unlimited
+            exp_nc = float(np.maximum(net_all_pv, 0.0).sum()) if self.metering == "per_phase" \
+                else max(float(net_all_pv.sum()), 0.0)
+            self._nc = list(self._count(exp_nc > self.export_limit_w, *self._nc))
         reward = float(sum(terms.values()))
-        pv, load = float(self._trace["pv"][self._t]), float(self._trace["load"][self._t].sum())
-        self._totals += (exp, imp, diverted, overdiv, pv, load)
+        self._totals += (exp, imp, diverted, overdiv, pv, load, curtailed)
         truncated = self._t >= self.episode_s
         info: dict[str, Any] = {
             "export_w": exp, "import_w": imp, "diverted_w": diverted, "over_diversion_w": overdiv,
             "pv_w": pv, "load_w": load, **terms,
         }
+        if self.curtailment:
+            info["curtailed_w"] = curtailed
         if truncated:
             if self._run > self.g100_response_s:
                 self._violations += 1
@@ -330,7 +370,22 @@ class InverterEnv(gym.Env):
                 longest_excursion_s=float(self._longest), g100_violations=float(self._violations),
                 day=float(self._trace["meta"][0]),
             )
+            if self.curtailment:
+                over_nc, run_nc, longest_nc, violations_nc = self._nc
+                violations_nc += int(run_nc > self.g100_response_s)
+                info.update(curtailed_kwh=float(kwh[6]),
+                            seconds_over_limit_without_curtailment=float(over_nc),
+                            longest_excursion_s_without_curtailment=float(longest_nc),
+                            g100_violations_without_curtailment=float(violations_nc))
         return obs, reward, False, truncated, info
+
+    def _count(self, over: bool, seconds: int, run: int, longest: int, violations: int
+               ) -> tuple[int, int, int, int]:
+        """Compliance counters after one second: seconds over, current run, longest run, G100 violations
+        (runs longer than g100_response_s, counted when they end)."""
+        if over:
+            return seconds + 1, run + 1, max(longest, run + 1), violations
+        return seconds, 0, longest, violations + int(run > self.g100_response_s)
 
     # ---- exact resume ---------------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -347,6 +402,7 @@ class InverterEnv(gym.Env):
             "t": self._t, "slave": t(self._slave), "queue": t(self._queue),
             "prev_cmd": t(self._prev_cmd), "prev_pv": self._prev_pv_meas, "totals": t(self._totals),
             "counters": [self._over, self._run, self._longest, self._violations],
+            "counters_nc": list(self._nc), "limit": self._limit,
             "rng": self.np_random.bit_generator.state,
         }
 
@@ -361,4 +417,6 @@ class InverterEnv(gym.Env):
         self._prev_pv_meas = float(state["prev_pv"])
         self._totals = np.asarray(state["totals"], dtype=np.float64).copy()
         self._over, self._run, self._longest, self._violations = (int(x) for x in state["counters"])
+        self._nc = [int(x) for x in state.get("counters_nc", [0, 0, 0, 0])]
+        self._limit = float(state.get("limit", self.rating_w))
         self.np_random.bit_generator.state = state["rng"]
