@@ -126,8 +126,9 @@ def _compose_or_one_line(overrides: list[str], config_dir: str | None, multirun:
 # ---- train / sweep through Hydra ---------------------------------------------------------------------
 
 def _train_task(cfg) -> float | None:
-    """Hydra task function for `train` and for each job of `sweep`; returns the final mean eval return
-    (the objective Hydra sweepers such as Optuna maximise), None for a job that failed or was interrupted:
+    """Hydra task function for `train` and for each job of `sweep`; returns the mean return of the final
+    validation evaluation (the objective Hydra sweepers such as Optuna maximise: model selection never sees
+    the test split), None for a job that failed or was interrupted:
     the Optuna sweeper records None as a failed trial, while NaN makes hydra-optuna-sweeper 1.3 crash the
     whole study (its failure path re-tells the NaN)."""
     global _exit_code
@@ -164,7 +165,7 @@ def _train_task(cfg) -> float | None:
         if multirun and sweep.runs_in_sweep_parent():  # the queued jobs must not start (sweep.SweepInterrupt)
             sweep.mark_interrupted(Path(hc.sweep.dir), int(summary["signal"]))
         return None
-    value = float(summary["final"]["return_mean"])
+    value = float(summary["validation"]["return_mean"])  # selection sees the validation split, never the test
     return value if math.isfinite(value) else None
 
 

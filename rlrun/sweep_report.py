@@ -262,7 +262,8 @@ def optuna_best(sweep_dir: Path, jobs: list[Job]) -> str | None:
              if all(k in j.overrides and same(v, j.overrides[k]) for k, v in params.items())]
     where = f" (job {', '.join(match)})" if match else ""
     shown = " ".join(f"{k}={v}" for k, v in params.items())
-    return f"Optuna best trial{where}: return {_fmt(_number(res.get('best_value')), '.3f')} with {shown}"
+    value = _fmt(_number(res.get("best_value")), ".3f")
+    return f"Optuna best trial{where}: validation return {value} with {shown}"
 
 
 # ---- plots -------------------------------------------------------------------------------------------

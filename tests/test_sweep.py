@@ -117,12 +117,12 @@ def test_optuna_study_reports_its_best_trial_and_survives_failed_trials(tmp_path
     assert 0 < len(ok) < 3 and all(rows[i]["agent.gamma"] == "0.99" for i in ok)
     study = optuna.load_study(study_name="rlrun", storage=f"sqlite:///{sweep}/optuna.db")
     assert [t.state.name for t in study.trials] == ["COMPLETE" if i in ok else "FAIL" for i in range(3)]
-    returns = {i: results[i]["final"]["return_mean"] for i in ok}
+    returns = {i: results[i]["validation"]["return_mean"] for i in ok}  # the objective: never the test split
     best = max(returns, key=returns.get)  # direction: maximize the return
     assert study.best_value == returns[best]
     result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert result["best_value"] == returns[best] and result["best_params"]["agent.actor_lr"] == lrs[best]
-    assert f"Optuna best trial (job {best}): return {returns[best]:.3f}" in proc.stdout
+    assert f"Optuna best trial (job {best}): validation return {returns[best]:.3f}" in proc.stdout
     assert _rows(sweep / "summary_grouped.csv")[0]["jobs"] == str(best)  # best first
 
 
