@@ -128,7 +128,7 @@ def test_train_and_test_days_are_disjoint():
 
 
 def test_bad_config_is_rejected_with_the_key():
-    with pytest.raises(ConfigError, match="reward keys"):
+    with pytest.raises(ConfigError, match="reward.export_wieght is not a weight"):
         InverterEnv(reward={"export_wieght": 1.0})
     with pytest.raises(ConfigError, match="reward.import_weight"):
         InverterEnv(reward={"import_weight": -1.0})

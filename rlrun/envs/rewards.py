@@ -202,3 +202,38 @@ class ConsensusReward(Reward):
             "reward_mev": -self.reward_weight_mev * m["mev_estimate"],
             "reward_failed_txs": -self.reward_weight_failed_txs * m["failed_tx_ratio"],
         }
+
+
+@dataclass
+class ExportReward(Reward):
+    """Seed 002's zero-export reward for env=inverter, per second, in kW: r = -(export_weight * export_kw
+    + import_weight * over_diversion_kw + churn_weight * sum_phases |command change| kW
+    + over_limit_weight * [export > export_limit_w] + curtailment_weight * curtailed_kw). `curtailment_weight`
+    None means curtailed PV has no price, which env.curtailment=true refuses."""
+
+    export_weight: float = 1.25
+    import_weight: float = 1.0
+    churn_weight: float = 0.01
+    over_limit_weight: float = 0.0
+    curtailment_weight: float | None = None
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "curtailment_weight" and value is None:
+                continue
+            if isinstance(value, bool):
+                raise ConfigError(f"reward.{f.name} must be a finite number >= 0, got {value!r}")
+            setattr(self, f.name, weight(value, f.name))
+
+    def terms(self, m: Mapping[str, Any]) -> dict[str, float]:
+        """`m`: export_w, over_diversion_w, churn_kw, over_limit (bool) and, with curtailment, curtailed_w."""
+        terms = {
+            "r_export": -self.export_weight * m["export_w"] / 1000.0,
+            "r_import": -self.import_weight * m["over_diversion_w"] / 1000.0,
+            "r_churn": -self.churn_weight * m["churn_kw"],
+            "r_over_limit": -self.over_limit_weight * float(m["over_limit"]),
+        }
+        if "curtailed_w" in m:
+            terms["r_curtailment"] = -(self.curtailment_weight or 0.0) * m["curtailed_w"] / 1000.0
+        return terms

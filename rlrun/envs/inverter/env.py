@@ -74,11 +74,9 @@ from gymnasium import spaces
 from rlrun.envs.inverter.household import load_trace
 from rlrun.envs.inverter.solar import SITES, clear_sky_day, load_site, pv_trace
 from rlrun.envs.inverter.split import days_of, split_of_days
+from rlrun.envs.rewards import ExportReward, as_reward
 from rlrun.errors import ConfigError
 
-REWARD_KEYS = ("export_weight", "import_weight", "churn_weight", "over_limit_weight", "curtailment_weight")
-DEFAULT_REWARD = {"export_weight": 1.25, "import_weight": 1.0, "churn_weight": 0.01, "over_limit_weight": 0.0,
-                  "curtailment_weight": None}
 COMPLIANCE = ("seconds_over_limit", "longest_excursion_s", "g100_violations")
 N_FIXED = 11  # features before the pending-command block
 N_TAIL = 4  # features after it
@@ -95,24 +93,6 @@ def pending_slice(delay_s: int) -> slice:
 
 def is_test_day(doy: np.ndarray | int, holdout_every_weeks: int = 8) -> np.ndarray | bool:
     return split_of_days(holdout_every_weeks)[np.asarray(doy)] == 2
-
-
-def parse_reward(reward: Any) -> dict[str, float | None]:
-    """The weights; curtailment_weight stays None (no price) unless the reward group gives one."""
-    weights = dict(DEFAULT_REWARD)
-    if reward is None:
-        return weights
-    given = {str(k): v for k, v in dict(reward).items()}
-    unknown = sorted(set(given) - set(REWARD_KEYS))
-    if unknown:
-        raise ConfigError(f"reward keys {unknown} are not inverter weights; allowed: {list(REWARD_KEYS)}")
-    for k, v in given.items():
-        if k == "curtailment_weight" and v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0 or not np.isfinite(v):
-            raise ConfigError(f"reward.{k} must be a finite number >= 0, got {v!r}")
-        weights[k] = float(v)
-    return weights
 
 
 class InverterEnv(gym.Env):
@@ -188,9 +168,9 @@ class InverterEnv(gym.Env):
                 raise ConfigError(f"env.{key} must be > 0, got {val}")
         if not 0.0 <= appliance_share < 1.0:
             raise ConfigError(f"env.appliance_share must be in [0, 1), got {appliance_share}")
-        self.weights = parse_reward(reward)
+        self.reward = as_reward(reward, ExportReward)
         self.curtailment = bool(curtailment)
-        if self.curtailment and not self.weights["curtailment_weight"]:
+        if self.curtailment and not self.reward.curtailment_weight:
             raise ConfigError("env.curtailment=true needs a price for the lost PV energy: set "
                               "reward.curtailment_weight > 0 (per kW curtailed, e.g. 1.0 = the import price)")
         self.site = site
@@ -337,15 +317,11 @@ class InverterEnv(gym.Env):
             over, self._over, self._run, self._longest, self._violations)
         pv, load = float(self._trace["pv"][self._t]), float(self._trace["load"][self._t].sum())
         curtailed = pv - self._pv_out(self._t)
-        w = self.weights
-        terms = {
-            "r_export": -w["export_weight"] * exp / 1000.0,
-            "r_import": -w["import_weight"] * overdiv / 1000.0,
-            "r_churn": -w["churn_weight"] * churn_kw,
-            "r_over_limit": -w["over_limit_weight"] * float(over),
-        }
+        metrics = {"export_w": exp, "over_diversion_w": overdiv, "churn_kw": churn_kw, "over_limit": over}
         if self.curtailment:
-            terms["r_curtailment"] = -w["curtailment_weight"] * curtailed / 1000.0
+            metrics["curtailed_w"] = curtailed
+        terms = self.reward.terms(metrics)
+        if self.curtailment:
             net_all_pv = f["net"] + curtailed / 3.0  # the same slaves and load with the panels unlimited
             exp_nc = float(np.maximum(net_all_pv, 0.0).sum()) if self.metering == "per_phase" \
                 else max(float(net_all_pv.sum()), 0.0)
