@@ -162,14 +162,16 @@ def test_resume_without_env_state_drops_the_interrupted_n_step_windows(tmp_path)
 def test_sigkill_at_20_random_points_then_resume_ends_like_an_uninterrupted_run(tmp_path):
     """Fault injection: `rlrun train` is SIGKILLed 20 times at random moments (start-up, mid-step, inside a
     checkpoint write), each time resumed from whatever `last.pt` survived; the finished run dir has the same
-    networks and metrics.csv as a run that was never interrupted."""
+    networks and metrics.csv as a run that was never interrupted. 30,000 steps (about 40 s of training here)
+    so that the 20 kills, each after 0.5-4 s of which about 2 s are start-up, land before the run can finish
+    even on a quiet machine (10,000 steps finished after 19 kills once)."""
     import random
     import subprocess
     import sys
     import time
 
     args = ["train", "env=reach", "env.dim=3", "env.max_steps=25", "agent=ddpg", "agent.actor_hidden=[32]",
-            "agent.critic_hidden=[32]", "agent.batch_size=32", "total_steps=10000", "learning_starts=200",
+            "agent.critic_hidden=[32]", "agent.batch_size=32", "total_steps=30000", "learning_starts=200",
             "checkpoint_every=100", "eval_every=1000", "eval_episodes=2", "progress=false", "plots=false",
             "baseline=null", "seed=0"]
     straight, victim = tmp_path / "a", tmp_path / "b"
