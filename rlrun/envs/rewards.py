@@ -12,6 +12,7 @@ Weights are checked when the reward is built: a wrong key or value is one Config
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from collections import deque
@@ -26,13 +27,14 @@ from rlrun.errors import ConfigError
 QCLASSES = ("best-effort", "regional", "backbone")  # the relay's message classes (rlrun.envs.relay.obs)
 
 
-class Reward:
+class Reward(abc.ABC):
     """A reward formula. Subclasses are dataclasses whose fields are the weights."""
 
+    @abc.abstractmethod
     def terms(self, metrics: Mapping[str, Any]) -> dict[str, float]:
-        raise NotImplementedError
+        """The step's named reward terms; the reward is their sum."""
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 (optional hook)
         """Forget per-episode state (the relay's rolling SLA windows); called at every env reset."""
 
     def weights(self) -> dict[str, Any]:

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlrun.agents.qrouting.variant import ColdStart, Pending, Variant
+from rlrun.agents.qrouting.variant import ColdStart, Pending, TDVariant
 from rlrun.envs.relay.obs import Decision, Workload
 
 
-class BoyanLittmanQ(Variant):
+class BoyanLittmanQ(TDVariant):
     name = "boyan_littman"
 
     def __init__(self, heads: int, alpha: float, gamma: float, cold: ColdStart, n_relays: int,

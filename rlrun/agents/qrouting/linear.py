@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlrun.agents.qrouting.variant import ColdStart, Pending, Variant, phi, phi_dim
+from rlrun.agents.qrouting.variant import ColdStart, Pending, TDVariant, phi, phi_dim
 from rlrun.envs.relay.obs import Decision, Workload
 
 
-class LinearQ(Variant):
+class LinearQ(TDVariant):
     name = "linear"
 
     def __init__(self, heads: int, alpha: float, gamma: float, cold: ColdStart, n_features: int) -> None:

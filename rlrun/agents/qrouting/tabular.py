@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlrun.agents.qrouting.variant import ColdStart, Pending, Variant, pooled
+from rlrun.agents.qrouting.variant import ColdStart, Pending, TDVariant, pooled
 from rlrun.envs.relay.obs import Decision, Workload
 
 
-class TabularQ(Variant):
+class TabularQ(TDVariant):
     name = "tabular"
 
     def __init__(self, heads: int, alpha: float, gamma: float, cold: ColdStart, state_encoding: str,

@@ -4,6 +4,7 @@ age and persist the tables)."""
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +67,7 @@ def phi_dim(n_features: int) -> int:
     return n_features + 5 + 2 * SEED_FEATURES + 1
 
 
-class Variant:
+class Variant(abc.ABC):
     """A way to value next hops. Scores are "higher is better"."""
 
     name = ""
@@ -87,12 +88,41 @@ class Variant:
         pref, delay_ms = self.cold.preference_and_delay_ms(feats)
         return self.cold.reward_units * pref - delay_ms / 1000.0
 
+    @abc.abstractmethod
     def scores(self, node: int, dst: int, cands: np.ndarray, feats: np.ndarray, workload: Workload, head: int,
                explore: bool) -> np.ndarray:
-        raise NotImplementedError
+        """The candidates' values at relay `node` for destination `dst`."""
 
-    def open(self, hop: Pending, dec: Decision, j: int, previous: Pending | None) -> None:
+    def open(self, hop: Pending, dec: Decision, j: int, previous: Pending | None) -> None:  # noqa: B027
         """Fill in what the variant keeps about the hop just taken (candidate j of `dec`)."""
+
+    @abc.abstractmethod
+    def moved_on(self, hop: Pending, nxt: Decision, cands: np.ndarray, feats: np.ndarray) -> list[float]:
+        """The hop's message reached its next decision `nxt` (allowed hops `cands`): learn; the |TD errors|."""
+
+    @abc.abstractmethod
+    def ended(self, hop: Pending, delivered: bool) -> list[float]:
+        """The hop's message left the network right after it (delivered or dropped)."""
+
+    def refused(self, previous: Pending | None, reward: float) -> None:  # noqa: B027 (optional hook)
+        """The message was refused at a relay (it ends without another hop)."""
+
+    def age(self, decay: float) -> None:  # noqa: B027 (optional hook)
+        """Entries not updated this episode move toward their cold-start prior by the fraction `decay`."""
+
+    @abc.abstractmethod
+    def tables(self, node_region: np.ndarray) -> dict[str, Any]:
+        """{"regions": {region: tensors}} and/or {"weights": {name: tensor}} (plain tensors)."""
+
+    def load_region(self, table: dict[str, Any]) -> None:  # noqa: B027 (variants with per-region tables)
+        """Load one region's entry of `tables()["regions"]`; variants that keep none have none to load."""
+
+    def load_weights(self, weights: dict[str, Any]) -> None:  # noqa: B027 (variants with global weights)
+        """Load `tables()["weights"]`; variants that keep none have none to load."""
+
+
+class TDVariant(Variant):
+    """A variant that learns each hop by temporal difference toward r + gamma max Q(s', .)."""
 
     def moved_on(self, hop: Pending, nxt: Decision, cands: np.ndarray, feats: np.ndarray) -> list[float]:
         """The hop's message reached its next decision `nxt` (allowed hops `cands`): learn; the |TD errors|."""
@@ -105,21 +135,6 @@ class Variant:
         """The hop's message left the network right after it (delivered or dropped)."""
         return [self.learn(hop, hop.reward)]
 
-    def refused(self, previous: Pending | None, reward: float) -> None:
-        """The message was refused at a relay (it ends without another hop)."""
-
+    @abc.abstractmethod
     def learn(self, hop: Pending, target: float) -> float:
-        raise NotImplementedError
-
-    def age(self, decay: float) -> None:
-        """Entries not updated this episode move toward their cold-start prior by the fraction `decay`."""
-
-    def tables(self, node_region: np.ndarray) -> dict[str, Any]:
-        """{"regions": {region: tensors}} and/or {"weights": {name: tensor}} (plain tensors)."""
-        raise NotImplementedError
-
-    def load_region(self, table: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-    def load_weights(self, weights: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Move the hop's value toward `target`; the |TD error|."""
