@@ -263,12 +263,11 @@ def _resume(args: list[str]) -> int:
     """`rlrun train resume=<dir> [key=value ...]`: the run's own saved config, the same run directory."""
 
     from rlrun.checkpoint import RunDirLock
-    from rlrun.run_dir import load_run_config
+    from rlrun.run_dir import RunDir
 
-    run_dir = Path(next(a for a in args if a.startswith("resume=")).split("=", 1)[1])
-    cfg = load_run_config(run_dir)
-    with RunDirLock(run_dir):  # before the log file is opened: a second writer touches nothing
-        return _resume_locked(run_dir, cfg, [a for a in args if not a.startswith("resume=")])
+    run = RunDir(next(a for a in args if a.startswith("resume=")).split("=", 1)[1])
+    with RunDirLock(run.path):  # before the log file is opened: a second writer touches nothing
+        return _resume_locked(run, [a for a in args if not a.startswith("resume=")])
 
 
 def merge_resume_overrides(cfg, extra: list[str]):
@@ -302,21 +301,20 @@ def merge_resume_overrides(cfg, extra: list[str]):
     return typed
 
 
-def _resume_locked(run_dir: Path, cfg, extra: list[str]) -> int:
-    from omegaconf import OmegaConf
-
+def _resume_locked(run, extra: list[str]) -> int:
     from rlrun.trainer import Trainer
 
+    run_dir = run.path
     if not (run_dir / "checkpoints" / "last.pt").is_file():
         from rlrun.errors import CheckpointError
 
         raise CheckpointError(f"run directory {run_dir} has no checkpoints/last.pt to resume from")
-    cfg = merge_resume_overrides(cfg, extra)
-    hydra_cfg = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml")
-    choices = hydra_cfg.hydra.runtime.choices
+    cfg = merge_resume_overrides(run.cfg, extra)
+    choices = run.choices
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(levelname)s] %(message)s",
                         handlers=[logging.StreamHandler(), logging.FileHandler(run_dir / "train.log")])
-    summary = Trainer(cfg, run_dir, resume=True, labels={"env": choices.env, "agent": choices.agent}).run()
+    labels = {"env": choices.get("env"), "agent": choices.get("agent")}
+    summary = Trainer(cfg, run_dir, resume=True, labels=labels).run()
     return 128 + int(summary["signal"]) if summary["status"] == "interrupted" else 0
 
 

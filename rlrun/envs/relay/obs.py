@@ -203,9 +203,6 @@ class RelayObs:
                 f"relay observation size {size} does not match its header (N={self.n}, D={self.d}, F={self.f})"
             )
 
-    def ids(self, x: np.ndarray) -> np.ndarray:
-        return decode_ids(x)
-
     def feedback(self, obs: np.ndarray) -> tuple[bool, bool, float]:
         """(terminal, delivered, hop_ms) of the action that led to `obs`."""
         fb = obs[self.o_fb : self.o_fb + len(FEEDBACK)]
