@@ -21,7 +21,6 @@ from rlrun.envs.chain import (
 )
 from rlrun.envs.chain.mempool import CONFIRMED, EVICTED, PENDING
 from rlrun.envs.chain.metrics import chain_summary
-from rlrun.envs.chain.pow import NORMAL, Msg
 from rlrun.envs.chain.tables import LATENCY_MS, POOL_HASHPOWER, REGIONS
 from rlrun.errors import ConfigError
 
@@ -294,14 +293,14 @@ def test_stale_rate_formula_on_a_long_run():
 class _EveryInvChain(PowChain):
     """Reference core: schedules every inv the protocol sends, including those that will be no-ops."""
 
-    def _announce(self, node: int, b: int) -> None:
+    def _announce(self, node: int, b: int, now: float) -> None:
         targets = self.plan.targets[node]
         if self.plan.fanout and len(targets) > self.plan.fanout:
             targets = self._pyrng.sample(targets, self.plan.fanout)
         st, wb = self.state[b], self.work[b]
         for p, d in targets:
             if not st[p] and self.work[self.tip[p]] < wb:
-                self._schedule(Msg(self._cb_inv, (b, node, p)), NORMAL, d)
+                self._send(now + d, self._on_inv, b, node, p, d)
 
 
 @pytest.mark.parametrize("plan", ["flood", "random", "nearest band"])

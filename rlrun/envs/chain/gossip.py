@@ -20,8 +20,9 @@ Two ways to choose a plan:
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 
@@ -42,10 +43,15 @@ class RelayPlan:
     #: over memory (on a 6,000-node network most of an announcement's time is that loop)
     ids: list[array] = field(init=False, repr=False, compare=False)
     lats: list[array] = field(init=False, repr=False, compare=False)
+    #: per node, a function mapping a per-node sequence (a block's state bytearray) to the tuple of its
+    #: targets' entries, read in C: most targets already have a block when a node announces it, so the
+    #: simulator looks only at the zeros of this tuple
+    pick: list[Callable[[Sequence[int]], tuple]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.ids = [array("l", [p for p, _ in row]) for row in self.targets]
         self.lats = [array("d", [d for _, d in row]) for row in self.targets]
+        self.pick = [_tuple_getter(row) for row in self.ids]
 
     def mean_latency(self) -> float:
         """Mean link latency (s) from a node to the peers it relays to: the seed's latency_to_peers_mean."""
@@ -58,6 +64,16 @@ class RelayPlan:
             return 0.0
         sizes = [min(len(row), self.fanout) if self.fanout else len(row) for row in self.targets]
         return float(np.mean(sizes))
+
+
+def _tuple_getter(ids: Sequence[int]) -> Callable[[Sequence[int]], tuple]:
+    """itemgetter that always returns a tuple (itemgetter of one index returns the bare item)."""
+    if len(ids) > 1:
+        return itemgetter(*ids)
+    if len(ids) == 1:
+        i = ids[0]
+        return lambda seq: (seq[i],)
+    return lambda seq: ()
 
 
 def slot_of_rank(rank: int, degree: int, slots: int) -> int:

@@ -26,26 +26,31 @@ Ethereum's uncles are picked when a block is mined (`rlrun.envs.chain.uncles`).
 With `network.fixed_delay_s = d` the protocol is replaced by "every node receives every block exactly d after
 it is found", the model behind the stale-rate formula (tests/test_chain_sim.py).
 
-Performance. Every event goes through SimPy's `Environment` (its clock, queue and `run(until=...)`), but as a
-`Msg`: a two-slot object carrying a shared callback tuple and a payload, instead of a `Timeout` with its
-own callback list and attribute dict. An `inv` that would arrive at a node no earlier than an `inv` for the
-same block already on its way there is not scheduled at all: when the earlier one arrives the node either
-requests the block (so the later one finds it REQUESTED) or finds its tip at least as heavy (tips only gain
-work), so the later one is a no-op either way. The simulation is therefore identical to one that delivers
-every inv (tests/test_chain_sim.py compares the two). Blocks are indexes into parallel Python lists;
-per-block per-node state is one bytearray per block; the announce loop reads each node's relay targets from
-flat arrays (`RelayPlan.ids`/`lats`); the plain getdata path inlines `Transport.send`.
+Performance. SimPy's `Environment` is the clock: it runs mining and `run(until=...)`, and one "wake-up"
+event per stretch of network traffic. The protocol messages themselves (inv, getdata, block, ...) wait in
+the chain's own heap of plain tuples `(time, seq, handler, a, b, c, d)` and are delivered by `_deliver`, a tight
+loop that runs inside the wake-up's callback until the next SimPy event is due. Each message draws its `seq`
+from SimPy's own event counter and counts as priority NORMAL, so messages and SimPy events keep exactly the
+total order (time, priority, seq) they had when every message was a SimPy event: the simulation is the same,
+bit for bit, with no per-message SimPy event, callback list or event object. An `inv` that would arrive at a
+node no earlier than an `inv` for the same block already on its way there is not sent at all: when the
+earlier one arrives the node either requests the block (so the later one finds it REQUESTED) or finds its
+tip at least as heavy (tips only gain work), so the later one is a no-op either way
+(tests/test_chain_sim.py compares with a core that sends them). Blocks are indexes into parallel Python
+lists; per-block per-node state is one bytearray per block; the announce loop reads each node's relay
+targets from flat arrays (`RelayPlan.ids`/`lats`); the plain getdata path inlines `Transport.send`.
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 import random
 
 import numpy as np
 import simpy
-from simpy.events import NORMAL
+from simpy.events import NORMAL, URGENT
 
 from rlrun.envs.chain.gossip import RelayPlan, strategy_plan
 from rlrun.envs.chain.mempool import Mempool, TxWorkload
@@ -59,10 +64,9 @@ UNKNOWN, REQUESTED, HAVE, ARRIVED = 0, 1, 2, 3  # ARRIVED: received, being valid
 _INF = math.inf
 
 
-class Msg:
-    """The least a SimPy `Environment` needs to process an event: `callbacks` (iterated once, then set to
-    None), `_value` and `_ok`. One per message in flight; the callback tuples are shared, so scheduling a
-    message allocates this object and the queue entry, nothing else."""
+class _Wake:
+    """The least a SimPy `Environment` needs to process an event (`callbacks`, `_value`, `_ok`): the
+    wake-up that delivers the chain's due messages (module docstring) and the mining clock's ticks."""
 
     __slots__ = ("callbacks", "_value")
     _ok = True
@@ -155,14 +159,13 @@ class PowChain:
             lat = net.spec.latency_ms
             self._miner_lat = [[lat[net.region[a]][net.region[c]] / 1000.0 for c in self.miners]
                                for a in self.miners]
-        self._schedule = self.env.schedule
+        # messages in flight: a heap of (time, seq, handler, a, b, c, d); seq comes from SimPy's event counter
+        self._msgs: list[tuple] = []
+        self._seq = self.env._eid
+        self._wake_at = _INF  # time of the live wake-up (`_arm`)
+        self._wake_gen = 0
         self._cb_mine = (self._on_mine,)
-        self._cb_inv = (self._on_inv,)
-        self._cb_getdata = (self._on_getdata,)
-        self._cb_block = (self._on_block,)
-        self._cb_arrive = (self._on_arrive,)
-        self._cb_relaynet = (self._on_relaynet,)
-        self._cb_deliver_all = (self._on_deliver_all,)
+        self._cb_wake = (self._on_wake,)
 
     # ---- control ------------------------------------------------------------------------------------
     def configure(self, block_bytes: float, interval_s: float, plan: RelayPlan | None = None) -> None:
@@ -219,12 +222,53 @@ class PowChain:
         """Blocks found, excluding genesis."""
         return len(self.parent) - 1
 
+    # ---- message delivery (module docstring: Performance) -----------------------------------------------
+    def _send(self, t: float, handler: object, a: object, b: object, c: object, d: float = 0.0) -> None:
+        """Deliver handler(t, a, b, c, d) at time t, ordered among SimPy's events as a NORMAL event scheduled
+        now. inv and getdata carry their link's latency as d (links are symmetric), so the reply needs no
+        lookup."""
+        heapq.heappush(self._msgs, (t, next(self._seq), handler, a, b, c, d))
+
+    def _arm(self) -> None:
+        """Make sure a SimPy wake-up is due no later than the earliest message in flight. Only the newest
+        wake-up is live: an earlier-scheduled one that fires later does nothing (SimPy cannot cancel it)."""
+        if self._msgs and self._msgs[0][0] < self._wake_at:
+            self._wake_at = t = self._msgs[0][0]
+            self._wake_gen += 1
+            self.env.schedule(_Wake(self._cb_wake, self._wake_gen), URGENT, t - self.env.now)
+
+    def _on_wake(self, ev: _Wake) -> None:
+        if ev._value != self._wake_gen:
+            return
+        self._wake_at = _INF
+        self._deliver()
+        self._arm()
+
+    def _deliver(self) -> None:
+        """Deliver messages in (time, seq) order while they come before SimPy's next event. The wake-up
+        that calls this is URGENT, so it precedes every NORMAL event of its instant; a message at (t, seq)
+        is due before a SimPy event at (t', priority', seq') iff (t, NORMAL, seq) < (t', priority', seq')."""
+        msgs, pop, queue = self._msgs, heapq.heappop, self.env._queue
+        if queue:
+            nt, npri, nseq = queue[0][:3]
+        else:
+            nt, npri, nseq = _INF, NORMAL, 0
+        delivered = 0
+        while msgs:
+            t = msgs[0][0]
+            if t >= nt and (t > nt or (NORMAL, msgs[0][1]) > (npri, nseq)):
+                break
+            t, _, handler, a, b, c, d = pop(msgs)
+            delivered += 1
+            handler(t, a, b, c, d)
+        self.events += delivered
+
     # ---- mining -------------------------------------------------------------------------------------
     def _schedule_mine(self) -> None:
-        self._schedule(Msg(self._cb_mine, self._mine_gen), NORMAL, float(self.rng.exponential(self.interval)))
+        self.env.schedule(_Wake(self._cb_mine, self._mine_gen), NORMAL, float(self.rng.exponential(self.interval)))
         self._mine_pending = True
 
-    def _on_mine(self, ev: Msg) -> None:
+    def _on_mine(self, ev: _Wake) -> None:
         self.events += 1
         if ev._value != self._mine_gen:
             return  # superseded by a new interval
@@ -270,14 +314,15 @@ class PowChain:
             self._reorg(b)
         if self._fixed is not None:
             if self.n > 1:
-                self._schedule(Msg(self._cb_deliver_all, b), NORMAL, self._fixed)
+                self._send(now + self._fixed, self._on_deliver_all, b, 0, 0)
         else:
-            self._announce(m, b)
+            self._announce(m, b, now)
             if self._push:
                 self._push_block(m, b, -1, now)
             if self._miner_lat:
                 self._relay_to_miners(k if k < len(self.miners) else len(self.miners) - 1, b, now)
         self._schedule_mine()
+        self._arm()
 
     def _working_tip(self, m: int, now: float) -> int:
         """The tip miner m's hashers work on at `now`: the newest one its pool node had pool_switch_s ago."""
@@ -329,14 +374,13 @@ class PowChain:
         if k == self.n:
             self.inv_due[b] = None
 
-    def _announce(self, node: int, b: int) -> None:
+    def _announce(self, node: int, b: int, now: float) -> None:
         """Send inv for b to the node's relay targets that lack it (the peer it came from has it: st set)."""
         plan = self.plan
         st = self.state[b]
         due = self.inv_due[b]
         wb = self.work[b] if not self._relay_all else math.nextafter(self.work[b], _INF)
-        work, tip, schedule, cbs = self.work, self.tip, self._schedule, self._cb_inv
-        now = self.env.now
+        work, tip, msgs, push, seq, on_inv = self.work, self.tip, self._msgs, heapq.heappush, self._seq, self._on_inv
         suppressed = 0
         if plan.fanout and len(plan.targets[node]) > plan.fanout:
             for p, d in self._pyrng.sample(plan.targets[node], plan.fanout):
@@ -347,24 +391,27 @@ class PowChain:
                     suppressed += 1
                     continue
                 due[p] = t
-                schedule(Msg(cbs, (b, node, p)), NORMAL, d)
+                push(msgs, (t, next(seq), on_inv, b, node, p, d))
         else:
-            lats = plan.lats[node]
-            for i, p in enumerate(plan.ids[node]):
-                if st[p] or work[tip[p]] >= wb:
-                    continue
-                d = lats[i]
-                t = now + d
-                if t >= due[p]:
-                    suppressed += 1  # an earlier inv is on its way: it would be a no-op (module docstring)
-                    continue
-                due[p] = t
-                schedule(Msg(cbs, (b, node, p)), NORMAL, d)
+            have = plan.pick[node](st)  # st of each target; only targets with st 0 lack the block
+            lacking = have.count(0)
+            if lacking:
+                ids, lats = plan.ids[node], plan.lats[node]
+                i = -1
+                for _ in range(lacking):
+                    i = have.index(0, i + 1)
+                    p = ids[i]
+                    if work[tip[p]] >= wb:
+                        continue
+                    t = now + lats[i]
+                    if t >= due[p]:
+                        suppressed += 1  # an earlier inv is on its way: it would be a no-op (module docstring)
+                        continue
+                    due[p] = t
+                    push(msgs, (t, next(seq), on_inv, b, node, p, lats[i]))
         self.invs_suppressed += suppressed
 
-    def _on_inv(self, ev: Msg) -> None:
-        self.events += 1
-        b, src, dst = ev._value
+    def _on_inv(self, now: float, b: int, src: int, dst: int, lat: float) -> None:
         st = self.state[b]
         wb = self.work[b] if not self._relay_all else math.nextafter(self.work[b], _INF)
         if st[dst] or self.work[self.tip[dst]] >= wb:
@@ -376,12 +423,9 @@ class PowChain:
         while state[p][dst] != HAVE:
             blist.append(p)
             p = parent[p]
-        self._schedule(Msg(self._cb_getdata, (blist, src, dst)), NORMAL, self.net.lat[dst][src])
+        heapq.heappush(self._msgs, (now + lat, next(self._seq), self._on_getdata, blist, src, dst, lat))
 
-    def _on_getdata(self, ev: Msg) -> None:
-        self.events += 1
-        blist, up, down = ev._value
-        now = self.env.now
+    def _on_getdata(self, now: float, blist: list[int], up: int, down: int, lat: float) -> None:
         size = self.size
         nbytes = size[blist[0]] if len(blist) == 1 else sum(size[x] for x in blist)
         if self._plain:  # Transport.send + Network.validation_delay inlined (the hottest path), same arithmetic
@@ -392,20 +436,20 @@ class PowChain:
             done = start + nbytes * 8.0 / min(net.up_bps[up], net.down_bps[down])
             tp.busy_until[up] = done
             tp.bytes_up += nbytes
-            delay = done - now + net.lat[up][down] + (net._val_base + nbytes * net._sec_per_byte_val)
-            self._schedule(Msg(self._cb_block, ev._value), NORMAL, delay)
+            delay = done - now + lat + (net._val_base + nbytes * net._sec_per_byte_val)
+            heapq.heappush(self._msgs, (now + delay, next(self._seq), self._on_block, blist, up, down, 0.0))
             return
         if self._compact:
             delay = self._send_compact(now, up, down, blist)
         else:
             delay = self.transport.send(now, up, down, nbytes)
         if self._push:
-            self._schedule(Msg(self._cb_arrive, ev._value), NORMAL, delay)
+            self._send(now + delay, self._on_arrive, blist, up, down)
             return
         delay = delay + self.net.validation_delay(nbytes)
         if self._val_per_tx:
             delay += self._val_per_tx * sum(len(self.txs[x]) for x in blist)
-        self._schedule(Msg(self._cb_block, ev._value), NORMAL, delay)
+        self._send(now + delay, self._on_block, blist, up, down)
 
     def _validation_time(self, blist: list[int]) -> float:
         nbytes = sum(self.size[x] for x in blist)
@@ -450,19 +494,16 @@ class PowChain:
                 delay = self._send_compact(now, node, y, [b])
             else:
                 delay = self.transport.send(now, node, y, self.size[b])
-            self._schedule(Msg(self._cb_arrive, ([b], node, y)), NORMAL, delay)
+            self._send(now + delay, self._on_arrive, [b], node, y)
 
-    def _on_arrive(self, ev: Msg) -> None:
+    def _on_arrive(self, now: float, blist: list[int], src: int, dst: int, _lat: float) -> None:
         """Push mode: the block is at dst; dst pushes it on at once and validates it before using it."""
-        self.events += 1
-        blist, src, dst = ev._value
         st = self.state[blist[0]]
         if st[dst] == HAVE or st[dst] == ARRIVED:
             return
         st[dst] = ARRIVED
-        now = self.env.now
         self._push_block(dst, blist[0], src, now)
-        self._schedule(Msg(self._cb_block, ev._value), NORMAL, self._validation_time(blist))
+        self._send(now + self._validation_time(blist), self._on_block, blist, src, dst)
 
     def _relay_to_miners(self, k: int, b: int, now: float) -> None:
         """Miners' relay network: the block of miner index k reaches every other pool directly."""
@@ -475,11 +516,9 @@ class PowChain:
                 continue
             t_arr = now + lat_row[j]
             delay = lat_row[j] + (cbytes + self._missing_bytes(b, t_arr)) * bits + val
-            self._schedule(Msg(self._cb_relaynet, (b, self.miners[k], y)), NORMAL, delay)
+            self._send(now + delay, self._on_relaynet, b, self.miners[k], y)
 
-    def _on_relaynet(self, ev: Msg) -> None:
-        self.events += 1
-        b, src, dst = ev._value
+    def _on_relaynet(self, now: float, b: int, src: int, dst: int, _lat: float) -> None:
         state, parent = self.state, self.parent
         if state[b][dst] == HAVE:
             return
@@ -488,15 +527,10 @@ class PowChain:
         while state[p][dst] != HAVE:  # the relay network carried the ancestors too
             blist.append(p)
             p = parent[p]
-        ev._value = (blist, src, dst)
-        self.events -= 1  # one delivery, counted once by _on_block
-        self._on_block(ev)
+        self._on_block(now, blist, src, dst, 0.0)
 
-    def _on_block(self, ev: Msg) -> None:
+    def _on_block(self, now: float, blist: list[int], src: int, dst: int, _lat: float) -> None:
         """dst has validated the blocks of blist (newest first): record them, switch tip, announce."""
-        self.events += 1
-        blist, src, dst = ev._value
-        now = self.env.now
         state, n_have, thr50, thr90 = self.state, self.n_have, self._thr50, self._thr90
         for x in reversed(blist):
             st = state[x]
@@ -518,15 +552,12 @@ class PowChain:
             self.tip[dst] = b
             if self._switch and j is not None:
                 self._pool_work[j].append((now + self._switch, b))
-            self._announce(dst, b)
+            self._announce(dst, b, now)
         elif self._relay_all:
-            self._announce(dst, b)  # relayed although it is not (or no longer) this node's tip
+            self._announce(dst, b, now)  # relayed although it is not (or no longer) this node's tip
 
-    def _on_deliver_all(self, ev: Msg) -> None:
+    def _on_deliver_all(self, now: float, b: int, _a: int, _b: int, _lat: float) -> None:
         """Fixed-delay mode: block b reaches every node at once."""
-        self.events += 1
-        b = ev._value
-        now = self.env.now
         st, wb, work, tip = self.state[b], self.work[b], self.work, self.tip
         for i in range(self.n):
             if st[i] != HAVE:
