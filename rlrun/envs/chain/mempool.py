@@ -148,6 +148,16 @@ class TxWorkload:
         return t, size, fee, origin
 
 
+def fee_order(fee: np.ndarray) -> np.ndarray:
+    """Indexes that sort positive fee rates highest first, ties in index order: a stable sort, done as a
+    quicksort of unique uint64 keys (the float32 fee's bits, inverted, above the index), which numpy runs
+    with SIMD about 6x faster than its stable sort of the floats."""
+    bits = np.asarray(fee, dtype=np.float32).view(np.uint32)  # positive floats: bit order = value order
+    keys = (np.uint64(0xFFFFFFFF) - bits.astype(np.uint64)) << np.uint64(32)
+    keys |= np.arange(len(bits), dtype=np.uint64)
+    return np.argsort(keys)
+
+
 class Mempool:
     """All transactions of a simulation plus the fee-ordered pool of pending ones (see module docstring)."""
 
@@ -182,16 +192,15 @@ class Mempool:
         if need <= cap:
             return
         new = max(need, 2 * cap)
-        for name in ("t_create", "size", "fee", "origin", "status", "conf_block"):
-            old = getattr(self, name)
-            arr = np.empty(new, dtype=old.dtype)
-            arr[: self.n] = old[: self.n]
-            setattr(self, name, arr)
-        for name in ("_cum_size", "_cum_t"):
-            old = getattr(self, name)
-            arr = np.empty(new + 1)  # entries past n are written by `add` before anything reads them
-            arr[: self.n + 1] = old[: self.n + 1]
-            setattr(self, name, arr)
+        for name, extra in (("t_create", 0), ("size", 0), ("fee", 0), ("origin", 0), ("status", 0),
+                            ("conf_block", 0), ("_cum_size", 1), ("_cum_t", 1)):
+            try:  # in place (realloc moves pages instead of copying them); refuses while a view exists, so
+                getattr(self, name).resize(new + extra)  # no local name may hold the array here
+            except ValueError:
+                old = getattr(self, name)
+                grown = np.empty(new + extra, dtype=old.dtype)
+                grown[: self.n + extra] = old[: self.n + extra]
+                setattr(self, name, grown)
 
     def add(self, t_create: np.ndarray, size: np.ndarray, fee: np.ndarray, origin: np.ndarray) -> np.ndarray:
         """Append transactions (creation times may lie in the future: they become visible when created)."""
@@ -215,7 +224,7 @@ class Mempool:
         self.n += k
         self.mean_size = float(self._cum_size[self.n]) / self.n  # O(1): a scan here grew with the run
         keys = -fee.astype(np.float32)
-        order = np.argsort(keys, kind="stable")
+        order = fee_order(fee)
         pos = np.searchsorted(self._keys, keys[order], side="right")
         self._pool = np.insert(self._pool, pos, ids[order])
         self._keys = np.insert(self._keys, pos, keys[order])
@@ -253,7 +262,7 @@ class Mempool:
             side = np.unique(np.concatenate(self._side))
             self._side = []
             pool = np.union1d(pool, side)  # sorted by id; re-sort by fee
-            pool = pool[np.argsort(-self.fee[pool], kind="stable")]
+            pool = pool[fee_order(self.fee[pool])]
             keys = -self.fee[pool]
             self._stale = len(pool)  # force the compaction below
         if self._stale:
@@ -311,7 +320,7 @@ class Mempool:
             cand = np.unique(np.concatenate(parts + extras))
             if has_excl:
                 cand = cand[~np.isin(cand, exclude)]
-            cand = cand[np.argsort(-self.fee[cand], kind="stable")]
+            cand = cand[fee_order(self.fee[cand])]
         elif parts:
             cand = np.concatenate(parts)
         else:
