@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
+import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
-import numpy as np
 
 from rlrun.envs.chain import tables
 from rlrun.envs.chain.spec import check_keys, integer, number, number_list

@@ -23,15 +23,17 @@ Sources
                of Bitcoin (16 pools), Litecoin and Dogecoin (12 each) it ships for those networks, and its
                block validation time, 0.174 s for an average 458,263-byte block (0.38 s/MB), and average
                transaction size, 522.4 B.
-  [decker]     Decker & Wattenhofer, "Information Propagation in the Bitcoin Network", IEEE P2P 2013 (median
-               6.5 s / mean 12.6 s until a node has a block; 1.69 % forks, autumn 2012).
+  [decker]     Decker & Wattenhofer, "Information Propagation in the Bitcoin Network", IEEE P2P 2013 (mean
+               12.6 s until a node has a block, 95 % of nodes by 40 s, as others quote it; the median 6.5 s and
+               1.69 % forks often cited from it were not verified). Not used in the validation table.
   [bitcoinstats] Decker's continued measurement, bitcoinstats.com/network/propagation (2014-11-17: a block
                reaches 50 % / 90 % of the monitored peers after 4.06 s / 18.0 s).
   [buterin]    Buterin, "More uncle statistics", Ethereum Foundation blog, 2015-09-25 (first 280,000 blocks:
                7.41 % uncles per block, 6.89 % of all blocks).
   [nagayama]   Nagayama, Banno, Shudo, "Identifying Impacts of Protocol and Internet Development on the Bitcoin
-               Network", IEEE ISCC 2020 (a simulation, not a measurement: SimBlock study of 2015-2019: compact block relay cut the 50th / 90th
-               percentile block propagation delay by 90.1 % / 87.6 %, Internet improvements by 64.5 % / 63.7 %).
+               Network", IEEE ISCC 2020 (a simulation, not a measurement: a SimBlock study of 2015-2019;
+               compact block relay cut the 50th / 90th percentile block propagation delay by 90.1 % / 87.6 %,
+               Internet improvements by 64.5 % / 63.7 %).
   [bitmex]     BitMEX Research's count of stale Bitcoin blocks, March 2020 - March 2021: 17 in ~52,500, 0.03 %
                (as listed by 256k1.dev; seen second-hand only).
   [bip152]     BIP 152 "Compact Block Relay" (6-byte short ids, 3 high-bandwidth peers); in Bitcoin Core since
