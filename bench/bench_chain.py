@@ -128,7 +128,7 @@ def main() -> None:
         rows.append((f"{label}: wall s for {blocks} blocks", f"{wall:,.1f}", "", ""))
     for label, action in (("random actions", None),
                           ("flood, ~0.9 MB / ~18 s", np.array([1.0] * 8 + [0.0, -0.1], dtype=np.float32))):
-        sps, ev_per_step = env_steps(200 if full() else 60, action)
+        sps, ev_per_step = env_steps(400 if full() else 150, action)
         ideal = raw / ev_per_step
         rows.append((f"env=blockchain steps per s ({label})", f"{sps:,.1f}", f"{ideal:,.0f}",
                      f"{sps / ideal:.3f}"))
