@@ -78,6 +78,11 @@ def main() -> None:
                                     max(50, blocks // 3), SEED)
             rows.append(f"| {name} | fork rate expected without the miners' relay network | | "
                         f"{_fmt(alone['fork_rate_expected'], alone['fork_rate_expected_ci95'], 'rate')} | |")
+            for switch in (1.0, 3.0):  # sensitivity: pools' time to build and push new work (not sourced)
+                slow = simulate_static(BlockchainEnv(scenario=name, protocol={"pool_switch_s": switch}),
+                                       max(50, blocks // 3), SEED)
+                rows.append(f"| {name} | fork rate expected with pools switching {switch:g} s after their node | | "
+                            f"{_fmt(slow['fork_rate_expected'], slow['fork_rate_expected_ci95'], 'rate')} | |")
         pub = sc.published.get("compact_p50_reduction")
         if pub is not None:  # the same network with full-block relay and no push
             plain = BlockchainEnv(scenario=name, protocol={"block_relay": "full", "push_peers": 0})
