@@ -3,6 +3,7 @@ interval, no forks without a network, transaction conservation, SimBlock's calib
 
 from __future__ import annotations
 
+import heapq
 import math
 
 import numpy as np
@@ -21,6 +22,8 @@ from rlrun.envs.chain import (
 )
 from rlrun.envs.chain.mempool import CONFIRMED, EVICTED, PENDING
 from rlrun.envs.chain.metrics import chain_summary
+from rlrun.envs.chain.pow import NORMAL, _Wake
+from rlrun.envs.chain.protocol import ProtocolSpec
 from rlrun.envs.chain.tables import LATENCY_MS, POOL_HASHPOWER, REGIONS
 from rlrun.errors import ConfigError
 
@@ -325,3 +328,47 @@ def test_suppressed_invs_are_no_ops(plan):
     assert fast.transport.bytes_up == ref.transport.bytes_up
     assert fast.invs_suppressed > 0.02 * fast.events  # the shortcut was exercised
     assert fast.messages == ref.events  # what a deliver-everything core handles
+
+
+class _EventPerMessageChain(PowChain):
+    """Reference core: every message is its own SimPy event, queued with the sequence number it drew when
+    sent (what the core did before it kept messages in its own heap)."""
+
+    def _arm(self) -> None:
+        while self._msgs:
+            t, seq, handler, a, b, c, d = heapq.heappop(self._msgs)
+            heapq.heappush(self.env._queue, (t, NORMAL, seq, _Wake((self._fire,), (handler, t, a, b, c, d))))
+
+    def _fire(self, ev: _Wake) -> None:
+        handler, t, a, b, c, d = ev._value
+        self.events += 1
+        handler(t, a, b, c, d)
+        self._arm()
+
+
+@pytest.mark.parametrize("case", ["flood", "random", "fixed delay", "compact+push+miners' network+uncles"])
+def test_message_heap_keeps_simpys_event_order(case):
+    """The core delivers messages from its own heap between SimPy events; a core that makes every message a
+    SimPy event must produce the same chain, propagation times, bytes and event count."""
+    protocol = None
+    if case == "compact+push+miners' network+uncles":
+        protocol = ProtocolSpec.from_config({"block_relay": "compact", "push_peers": 3, "miners_network": True,
+                                             "max_uncles": 2, "uncle_depth": 6, "relay_side_blocks": True,
+                                             "pool_switch_s": 0.3})
+    runs = []
+    for cls in (PowChain, _EventPerMessageChain):
+        rng = np.random.default_rng(5)
+        net = Network(NetworkSpec.from_config({"nodes": 60, "fixed_delay_s": 1.5 if case == "fixed delay"
+                                                else None}), rng)
+        wl = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": 20.0}), 60, rng)
+        sim = cls(net, wl, make_hashpower(60, POOL_HASHPOWER, rng), rng, protocol=protocol)
+        sim.configure(0.3e6, 6.0, strategy_plan(net, "random") if case == "random" else None)
+        sim.advance(120 * 6.0, 30.0)
+        runs.append(sim)
+    fast, ref = runs
+    assert fast.n_blocks > 80 and chain_summary(fast)["stale"] > 2
+    for name in ("parent", "t_found", "canon", "size", "n_have", "t50", "t90"):
+        assert getattr(fast, name) == pytest.approx(getattr(ref, name), nan_ok=True, abs=0.0), name
+    assert repr(fast.uncles) == repr(ref.uncles) and repr(fast.t_miner) == repr(ref.t_miner)  # nested, nan
+    assert fast.transport.bytes_up == ref.transport.bytes_up
+    assert fast.events == ref.events
