@@ -130,6 +130,17 @@ def test_pool_switch_delay_raises_forks_by_the_formula():
     assert slow["orphan_rate"] == pytest.approx(slow["fork_rate_expected"], abs=0.03)
 
 
+def test_request_delay_waits_per_hop_and_lets_pushes_replace_requests():
+    """geth's fetcher: a node waits request_delay_s after an announcement before requesting the block."""
+    p50 = [chain_summary(run(make(proto), 0.05, 30.0, 30))["prop_time_p50"]
+           for proto in (None, {"request_delay_s": 0.5})]
+    assert p50[1] > p50[0] + 0.5, p50  # at least one waiting hop to the median node
+    # with pushes, a block usually arrives before the wait is over, so fewer blocks are also requested
+    push = [run(make({"push_peers": 3, **extra}), 0.05, 30.0, 30) for extra in ({}, {"request_delay_s": 0.5})]
+    per_block = [sim.transport.bytes_up / sim.n_blocks for sim in push]
+    assert per_block[1] < 0.8 * per_block[0], per_block
+
+
 def test_validation_cost_per_gas_slows_propagation():
     base = chain_summary(run(make(), 0.2, 30.0, 40))["prop_time_p50"]
     gas = chain_summary(run(make({"validation_s_per_mgas": 0.1, "gas_per_tx": 100_000.0}), 0.2, 30.0, 40))

@@ -148,6 +148,7 @@ class PowChain:
         self._relay_all = proto.relay_side_blocks
         self._plain = not (self._compact or proto.push_peers or proto.gas_per_tx * proto.validation_s_per_mgas)
         self._val_per_tx = proto.gas_per_tx * proto.validation_s_per_mgas / 1e6
+        self._request_delay = proto.request_delay_s
         self.tx_spread_s = float(self.tx_delay.mean()) if self.tx_delay.size else 0.0
         self._tx_times: dict[int, tuple[list[float], list[float]]] = {}
         self._push: list[list[int]] = []
@@ -426,6 +427,19 @@ class PowChain:
         if st[dst] or self.work[self.tip[dst]] >= wb:
             return
         st[dst] = REQUESTED
+        if self._request_delay:
+            self._send(now + self._request_delay, self._on_request_due, b, src, dst, lat)
+            return
+        self._request(now, b, src, dst, lat)
+
+    def _on_request_due(self, now: float, b: int, src: int, dst: int, lat: float) -> None:
+        """request_delay_s after the inv: request b unless it was pushed meanwhile or the tip moved past it."""
+        wb = self.work[b] if not self._relay_all else math.nextafter(self.work[b], _INF)
+        if self.state[b][dst] == REQUESTED and self.work[self.tip[dst]] < wb:
+            self._request(now, b, src, dst, lat)
+
+    def _request(self, now: float, b: int, src: int, dst: int, lat: float) -> None:
+        """getdata for b and the ancestors dst lacks, to src."""
         blist = [b]
         state, parent = self.state, self.parent
         p = parent[b]

@@ -14,6 +14,9 @@ miners_network   a FIBRE-like relay network among the mining pools: a pool's new
                  pool one table latency (mean, between their regions) plus its compact encoding and the missing
                  transactions over `miners_network_mbps` later, with no inv/getdata and no validation on the way
                  (Corallo's Relay Network 2013-2017, FIBRE since 2016).
+request_delay_s  seconds a node waits after an announcement (inv) before it requests the block, so that a block
+                 pushed to it meanwhile makes the request unnecessary: geth's block fetcher waits
+                 `arriveTimeout` = 500 ms (eth/fetcher, geth 1.1 onwards); 0 = request at once (Bitcoin).
 pool_switch_s    seconds from a pool's node having a new tip until the pool's hashers work on it (new block
                  template pushed to the miners, or miners polling for work); 0 = at once.
 pool_outbound    extra outbound connections each mining-pool node opens (pools run well-connected nodes);
@@ -48,6 +51,7 @@ BLOCK_RELAY = ("full", "compact")
 _KEYS = {
     "block_relay", "short_id_bytes", "push_peers", "miners_network", "miners_network_mbps", "pool_switch_s",
     "pool_outbound", "relay_side_blocks", "validation_s_per_mgas", "gas_per_tx", "max_uncles", "uncle_depth",
+    "request_delay_s",
 }
 
 
@@ -67,6 +71,7 @@ class ProtocolSpec:
     relay_side_blocks: bool = False
     max_uncles: int = 0
     uncle_depth: int = 6
+    request_delay_s: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None, prefix: str = "env.protocol") -> ProtocolSpec:
@@ -82,6 +87,7 @@ class ProtocolSpec:
         spec.miners_network_mbps = number(spec.miners_network_mbps, f"{prefix}.miners_network_mbps", low=0.0,
                                           low_open=True)
         spec.pool_switch_s = number(spec.pool_switch_s, f"{prefix}.pool_switch_s", low=0.0)
+        spec.request_delay_s = number(spec.request_delay_s, f"{prefix}.request_delay_s", low=0.0)
         spec.pool_outbound = integer(spec.pool_outbound, f"{prefix}.pool_outbound", low=0)
         spec.validation_s_per_mgas = number(spec.validation_s_per_mgas, f"{prefix}.validation_s_per_mgas",
                                             low=0.0)

@@ -44,6 +44,8 @@ Sources
   [geth-2804]  go-ethereum issue #2804 (July 2016, geth 1.4): a node's log shows "commit new work" (building
                the next block to mine) taking 89 / 117 ms for blocks of 6 / 9 transactions, on top of the
                import itself.
+  [geth-fetcher] go-ethereum eth/fetcher (geth 1.1 onwards): `arriveTimeout = 500 * time.Millisecond //
+               Time allowance before an announced block is explicitly requested`.
   [nomp]       node-stratum-pool / NOMP, pool software used on Litecoin and Dogecoin: without the daemon's
                blocknotify hook it polls for new blocks every 1,000 ms ("blockRefreshInterval" in its example
                configs). Not an input of the scenarios: what the large pools of 2016 ran is not documented,
@@ -173,7 +175,7 @@ SCENARIOS: dict[str, Scenario] = {
         description="Ethereum 2015-16 (Frontier/Homestead): 4,000 nodes, SimBlock 2015 tables, 15 s, ~1.5 kB "
                     "blocks of ~50,000 gas per transaction, full block pushed to sqrt(25) = 5 peers, "
                     "uncles (2 per block, 6 generations), hash power on a new block 0.35 s after its pool "
-                    "(0.5 s polling, ~0.1 s to build new work)",
+                    "(0.5 s polling, ~0.1 s to build new work), announced blocks requested after 0.5 s",
         block_size_mb=1.0,
         block_interval_s=15.0,
         network={**_NET_2015, "nodes": 4000, "outbound": 12,
@@ -183,7 +185,8 @@ SCENARIOS: dict[str, Scenario] = {
         transactions={"rate_tps": 0.444, "size_mean_bytes": 150.0},
         protocol={"block_relay": "full", "push_peers": 5, "validation_s_per_mgas": 0.05, "gas_per_tx": 50000.0,
                   # pool_switch_s: ethminer's polling (0.25 s on average) + geth building new work (~0.1 s)
-                  "max_uncles": 2, "uncle_depth": 6, "pool_switch_s": 0.35, "relay_side_blocks": True},
+                  "max_uncles": 2, "uncle_depth": 6, "pool_switch_s": 0.35, "relay_side_blocks": True,
+                  "request_delay_s": 0.5},  # [geth-fetcher]
         hashpower=[0.25, 0.15, 0.13, 0.11, 0.08, 0.07, 0.05, 0.04, 0.04, 0.03, 0.02, 0.02, 0.01],
         published={
             "orphan_rate": Published(0.068, "[gervais] Table 1", "stale block rate r_s"),
