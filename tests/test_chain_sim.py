@@ -20,7 +20,7 @@ from rlrun.envs.chain import (
     slot_plan,
     strategy_plan,
 )
-from rlrun.envs.chain.mempool import CONFIRMED, EVICTED, PENDING
+from rlrun.envs.chain.mempool import CONFIRMED, EVICTED, PENDING, Mempool, fee_order
 from rlrun.envs.chain.metrics import chain_summary
 from rlrun.envs.chain.pow import NORMAL, _Wake
 from rlrun.envs.chain.protocol import ProtocolSpec
@@ -157,6 +157,25 @@ def test_full_mempool_evicts_lowest_fees_and_still_conserves():
     fee = mp.fee[: mp.n]
     created = mp.t_create[: mp.n] <= sim.now
     assert np.median(fee[mp.status[: mp.n] == EVICTED]) < np.median(fee[created])
+
+
+def test_fee_order_is_the_stable_sort_by_fee_highest_first():
+    rng = np.random.default_rng(30)
+    for n in (0, 1, 7, 2000):
+        fee = rng.lognormal(0.0, 1.0, n).astype(np.float32)
+        fee[: n // 3] = 1.5  # ties keep index order
+        rng.shuffle(fee)
+        assert np.array_equal(fee_order(fee), np.argsort(-fee, kind="stable"))
+
+
+def test_mempool_grows_in_place_and_copies_while_a_view_exists():
+    mp = Mempool(1e9, capacity=4)
+    t = np.arange(6, dtype=float)
+    mp.add(t, np.full(6, 100, np.int32), np.ones(6, np.float32), np.zeros(6, np.int32))
+    view = mp.t_create[:6]  # a view forbids resizing in place: the arrays are copied instead
+    mp.add(t + 6.0, np.full(6, 100, np.int32), np.ones(6, np.float32), np.zeros(6, np.int32))
+    assert mp.n == 12 and view.tolist() == t.tolist()
+    assert mp.t_create[:12].tolist() == list(range(12)) and mp.pending_bytes(100.0) == 1200.0
 
 
 def test_steady_and_daily_arrivals_have_the_configured_rate():
