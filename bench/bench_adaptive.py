@@ -11,11 +11,9 @@ in a burst, 1 MB every 40 s carries 25 kB/s against 60 kB/s of demand, so only s
 static setting must be one compromise; the best calm and best burst settings are measured first (steady demand
 at each level).
 
-Demand is exogenous (users do not send transactions because of the block interval), so every policy must face
-the same transactions on a seed. The env draws the burst schedule from the simulation's one random stream, so
-after the first burst the schedule would differ between policies and swamp paired differences;
-ExogenousDemandEnv gives the workload its own stream (same seed, same transactions for every policy; mining
-stays random). This belongs in rlrun.envs.blockchain itself; it is here while the chain core is rewritten.
+Demand is exogenous (users do not send transactions because of the block interval): the env's workload draws
+from its own random stream in fixed chunks of simulated time (rlrun/envs/chain/mempool.py, TxWorkload), so on
+a seed every policy faces the same transactions and burst schedule; mining stays random.
 
 Selection and evaluation use different seeds: the best (and worst) static point of GRID and the rule's pair
 (the best of RULE_CALM x RULE_BURST) are chosen on validation seeds VAL_SEED.. (rlrun's val split, which also
@@ -40,7 +38,6 @@ from scipy import stats
 
 from bench.common import full, rlrun_train, set_threads
 from rlrun.envs.blockchain import BlockchainEnv
-from rlrun.envs.chain.mempool import TxWorkload
 
 TX = {"pattern": "bursts", "rate_tps": 3.0, "burst_factor": 50.0, "burst_every_s": 3600.0, "burst_mean_s": 1800.0}
 REWARD = {"latency_weight": 0.1, "throughput_weight": 1e-3, "orphan_weight": 10.0}
@@ -59,27 +56,15 @@ RULE_MB = 1.0  # backlog (MB) that means a burst: calm backlogs stay under ~0.2 
 Setting = tuple[str, float, float]
 
 
-class ExogenousDemandEnv(BlockchainEnv):
-    """BlockchainEnv whose transaction workload draws from its own random stream (seeded from the episode's),
-    so a seed's demand (burst times, arrivals) is the same whatever the policy does."""
-
-    def new_simulation(self, rng: np.random.Generator):
-        demand = np.random.default_rng(int(rng.integers(2**63)))
-        sim = super().new_simulation(rng)
-        sim.workload = TxWorkload(self.tx_spec, sim.net.n, demand)
-        return sim
-
-
 def overrides() -> list[str]:
     """The scenario as rlrun command-line overrides (what the agents train on)."""
     tx = [f"env.transactions.{k}={v}" for k, v in TX.items()]
     rw = [f"reward.{k}={v}" for k, v in REWARD.items()]
-    return [f"env._target_={__name__}.ExogenousDemandEnv", "env.observation=extended", "env.step_seconds=60.0",
-            "env.block_size_mb=[0.1,1.0]", *tx, *rw]
+    return ["env.observation=extended", "env.step_seconds=60.0", "env.block_size_mb=[0.1,1.0]", *tx, *rw]
 
 
-def make_env(**tx: Any) -> ExogenousDemandEnv:
-    return ExogenousDemandEnv(action_mode="hybrid", reward=REWARD, **{**SCENARIO, "transactions": {**TX, **tx}})
+def make_env(**tx: Any) -> BlockchainEnv:
+    return BlockchainEnv(action_mode="hybrid", reward=REWARD, **{**SCENARIO, "transactions": {**TX, **tx}})
 
 
 def action(env: BlockchainEnv, setting: Setting) -> tuple[int, np.ndarray]:

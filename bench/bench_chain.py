@@ -53,7 +53,7 @@ def run_chain(nodes: int, interval: float, blocks: int, block_mb: float = 1.0,
               rate: float = 3.0) -> tuple[float, float, PowChain, dict]:
     rng = np.random.default_rng(0)
     net = Network(NetworkSpec(nodes=nodes), rng)
-    wl = TxWorkload(TxWorkloadSpec(rate_tps=rate), nodes, rng)
+    wl = TxWorkload(TxWorkloadSpec(rate_tps=rate), nodes, rng.spawn(1)[0])
     sim = PowChain(net, wl, make_hashpower(nodes, POOL_HASHPOWER, rng), rng)
     sim.configure(block_mb * 1e6, interval)
     t_end = blocks * interval

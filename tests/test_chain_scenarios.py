@@ -25,7 +25,7 @@ def make(protocol: dict | None = None, *, nodes: int = 120, rate: float = 20.0, 
          hashpower: list[float] | None = None) -> PowChain:
     rng = np.random.default_rng(seed)
     net = Network(NetworkSpec.from_config({"nodes": nodes}), rng)
-    wl = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": rate, "size_mean_bytes": 500.0}), nodes, rng)
+    wl = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": rate, "size_mean_bytes": 500.0}), nodes, rng.spawn(1)[0])
     hp = make_hashpower(nodes, hashpower or tables.POOL_HASHPOWER, rng)
     return PowChain(net, wl, hp, rng, protocol=ProtocolSpec.from_config(protocol))
 

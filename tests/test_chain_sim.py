@@ -4,11 +4,13 @@ interval, no forks without a network, transaction conservation, SimBlock's calib
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 
 import numpy as np
 import pytest
 
+from rlrun.envs.blockchain import BlockchainEnv
 from rlrun.envs.chain import (
     Network,
     NetworkSpec,
@@ -37,7 +39,7 @@ def make_sim(nodes: int = 40, *, fixed: float | None = None, rate: float = 0.0, 
     tx = TxWorkloadSpec.from_config({"rate_tps": rate, "size_mean_bytes": size_mean,
                                      "mempool_max_mb": mempool_mb})
     hp = make_hashpower(nodes, hashpower or POOL_HASHPOWER, rng)
-    return PowChain(net, TxWorkload(tx, nodes, rng), hp, rng, mempool_max_bytes=mempool_mb * 1e6)
+    return PowChain(net, TxWorkload(tx, nodes, rng.spawn(1)[0]), hp, rng, mempool_max_bytes=mempool_mb * 1e6)
 
 
 def run_static(sim: PowChain, block_mb: float, interval: float, blocks: int, window_blocks: int = 10) -> dict:
@@ -188,8 +190,7 @@ def test_steady_and_daily_arrivals_have_the_configured_rate():
     t = daily.times(0.0, 86_400.0)
     assert len(t) == pytest.approx(5.0 * 86_400, rel=0.02)
     assert daily.last_expected == pytest.approx(5.0 * 86_400)
-    daily.times(0.0, 43_200.0)
-    assert daily.last_expected == pytest.approx(5.0 * 43_200 * (1 + 0.8 * 2 / math.pi))
+    assert daily.expected(0.0, 43_200.0) == pytest.approx(5.0 * 43_200 * (1 + 0.8 * 2 / math.pi))
     first_half = np.sum(t < 43_200.0)  # sin > 0 in the first half day
     assert first_half / len(t) == pytest.approx(0.5 + 0.8 / math.pi, abs=0.02)
     bursts = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": 5.0, "pattern": "bursts", "burst_factor": 5.0,
@@ -198,6 +199,41 @@ def test_steady_and_daily_arrivals_have_the_configured_rate():
     n_bursty = len(bursts.times(0.0, 200_000.0))
     assert n_bursty / 200_000.0 == pytest.approx(9.0, rel=0.1)
     assert n_bursty == pytest.approx(bursts.last_expected, rel=0.02)
+
+
+@pytest.mark.parametrize("pattern", ["steady", "daily", "bursts"])
+def test_demand_is_the_same_however_time_is_split_into_windows(pattern):
+    spec = TxWorkloadSpec.from_config({"rate_tps": 2.0, "pattern": pattern, "burst_factor": 20.0,
+                                       "burst_every_s": 900.0, "burst_mean_s": 300.0})
+    one = TxWorkload(spec, 10, np.random.default_rng(3))
+    whole = one.generate(0.0, 7_000.0)
+    assert one.last_expected == pytest.approx(one.expected(0.0, 7_000.0))
+    other = TxWorkload(spec, 10, np.random.default_rng(3))
+    edges = np.cumsum(np.random.default_rng(4).uniform(1.0, 400.0, 60))
+    edges = [0.0, *edges[edges < 7_000.0], 7_000.0]
+    parts = [other.generate(a, b) for a, b in itertools.pairwise(edges)]
+    for i in range(4):
+        assert np.array_equal(whole[i], np.concatenate([p[i] for p in parts]))
+    assert sum(other.expected(a, b) for a, b in itertools.pairwise(edges)) == pytest.approx(one.last_expected)
+    with pytest.raises(ValueError, match="starts before"):
+        other.generate(6_000.0, 8_000.0)
+
+
+def test_policies_on_one_seed_face_the_same_transactions():
+    """The env's workload has a stream of its own: blocks found (mining draws) and the windows a policy
+    chooses do not change which transactions arrive."""
+    created = []
+    for interval in (-1.0, 1.0):
+        env = BlockchainEnv(transactions={"pattern": "bursts", "burst_every_s": 600.0, "burst_factor": 10.0})
+        env.reset(seed=7)
+        while env.sim.now < 3_000.0:
+            env.step(np.array([1.0] * env.relay_slots + [0.0, interval], dtype=np.float32))
+        mp = env.sim.mempool
+        n = mp.n_created(3_000.0)
+        created.append((mp.t_create[:n].copy(), mp.size[:n].copy(), mp.origin[:n].copy()))
+    assert len(created[0][0]) > 1_000
+    for a, b in zip(*created, strict=True):
+        assert np.array_equal(a, b)
 
 
 # ---- network calibration and message timing -------------------------------------------------------------
@@ -333,7 +369,7 @@ def test_suppressed_invs_are_no_ops(plan):
     for cls in (PowChain, _EveryInvChain):
         rng = np.random.default_rng(21)
         net = Network(NetworkSpec.from_config({"nodes": 80}), rng)
-        wl = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": 20.0}), 80, rng)
+        wl = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": 20.0}), 80, rng.spawn(1)[0])
         sim = cls(net, wl, make_hashpower(80, POOL_HASHPOWER, rng), rng)
         relay = (strategy_plan(net, plan) if plan != "nearest band"
                  else slot_plan(net, [True, True] + [False] * 6))
@@ -379,7 +415,7 @@ def test_message_heap_keeps_simpys_event_order(case):
         rng = np.random.default_rng(5)
         net = Network(NetworkSpec.from_config({"nodes": 60, "fixed_delay_s": 1.5 if case == "fixed delay"
                                                 else None}), rng)
-        wl = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": 20.0}), 60, rng)
+        wl = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": 20.0}), 60, rng.spawn(1)[0])
         sim = cls(net, wl, make_hashpower(60, POOL_HASHPOWER, rng), rng, protocol=protocol)
         sim.configure(0.3e6, 6.0, strategy_plan(net, "random") if case == "random" else None)
         sim.advance(120 * 6.0, 30.0)

@@ -285,7 +285,7 @@ class BlockchainEnv(gym.Env):
         else:
             net = Network(self.net_spec, rng)
         hp = make_hashpower(net.n, self.hashpower, rng)
-        workload = TxWorkload(self.tx_spec, net.n, rng)
+        workload = TxWorkload(self.tx_spec, net.n, rng.spawn(1)[0])  # demand is exogenous: a stream of its own
         return PowChain(net, workload, hp, rng, mempool_max_bytes=self.tx_spec.mempool_max_mb * 1e6,
                         protocol=self.protocol)
 

@@ -21,6 +21,8 @@ large transaction can end a template early).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from rlrun.envs.chain.spec import check_keys, choice, number
 PENDING, CONFIRMED, EVICTED = 0, 1, 2
 PATTERNS = ("steady", "daily", "bursts")
 _DAY_S = 86400.0
+CHUNK_S = 600.0  # arrivals are drawn per chunk of this many simulated seconds (TxWorkload)
 
 _TX_KEYS = {
     "rate_tps", "pattern", "daily_amplitude", "burst_factor", "burst_every_s", "burst_mean_s",
@@ -80,72 +83,143 @@ class TxWorkloadSpec:
 
 
 class TxWorkload:
-    """Generates the transactions created in a time window, in bulk. Keeps the burst schedule between
-    windows so consecutive windows form one continuous process."""
+    """Transaction demand: an exogenous arrival process, the same whatever the simulation does with it.
+
+    Arrivals are drawn in fixed chunks of CHUNK_S simulated seconds (aligned to t = 0) from the workload's own
+    random stream, and `generate` hands out the part of them that falls in the requested window. So on a given
+    stream the transactions (times, sizes, fees, origins) and the burst schedule do not depend on how a caller
+    splits time into windows nor on anything else drawn during the run: every policy played on one seed faces
+    the same demand, and paired comparisons between policies see only the policies' own effect. Give it a
+    stream of its own (`BlockchainEnv.new_simulation` does)."""
 
     def __init__(self, spec: TxWorkloadSpec, n_nodes: int, rng: np.random.Generator) -> None:
         self.spec = spec
         self.n_nodes = n_nodes
         self.rng = rng
-        self._burst_end = -1.0
+        self.last_expected = 0.0  # expected arrivals (integral of the rate) of the last generated window
+        self._drawn_to = 0.0  # arrivals are drawn for [0, _drawn_to)
+        self._taken_to = 0.0  # and handed out for [0, _taken_to)
+        # drawn arrivals not yet handed out: chunks of (times, sizes, fees, origins), in time order
+        self._ready: list[tuple[np.ndarray, ...]] = []
+        # burst schedule, drawn ahead as far as arrivals are: bursts [start, end), in order and disjoint
+        self._burst_start: list[float] = []
+        self._burst_end: list[float] = []
         bursts = spec.pattern == "bursts"
         self._next_burst = float(rng.exponential(spec.burst_every_s)) if bursts else math.inf
-        self.last_expected = 0.0  # expected arrivals (integral of the rate) of the last generated window
+
+    # ---- the rate ----------------------------------------------------------------------------------
+    def _draw_bursts(self, t: float) -> None:
+        """Extend the burst schedule to every burst that starts before t."""
+        s = self.spec
+        while self._next_burst < t:
+            end = self._next_burst + float(self.rng.exponential(s.burst_mean_s))
+            self._burst_start.append(self._next_burst)
+            self._burst_end.append(end)
+            self._next_burst = end + float(self.rng.exponential(s.burst_every_s))
+
+    def _bursts_from(self, t: float) -> range:
+        """Indexes of the drawn bursts that end after t."""
+        return range(bisect.bisect_right(self._burst_end, t), len(self._burst_start))
 
     def rate_at(self, t: float) -> float:
+        """Arrival rate (tx/s) at time t."""
+        self._draw_to(t)
+        return self._rate(t)
+
+    def _rate(self, t: float) -> float:
         s = self.spec
         if s.pattern == "daily":
             return s.rate_tps * (1.0 + s.daily_amplitude * math.sin(2.0 * math.pi * t / _DAY_S))
-        if s.pattern == "bursts" and t < self._burst_end:
-            return s.rate_tps * s.burst_factor
+        if s.pattern == "bursts":
+            i = bisect.bisect_right(self._burst_start, t) - 1
+            if i >= 0 and t < self._burst_end[i]:
+                return s.rate_tps * s.burst_factor
         return s.rate_tps
 
+    def expected(self, t0: float, t1: float) -> float:
+        """Expected arrivals in [t0, t1): the integral of the rate (the offered load)."""
+        s = self.spec
+        if t1 <= t0:
+            return 0.0
+        if s.pattern == "daily":
+            w = 2.0 * math.pi / _DAY_S
+            return s.rate_tps * ((t1 - t0) + s.daily_amplitude / w * (math.cos(w * t0) - math.cos(w * t1)))
+        base = s.rate_tps * (t1 - t0)
+        if s.pattern != "bursts":
+            return base
+        self._draw_to(t1)
+        in_burst = 0.0
+        for i in self._bursts_from(t0):
+            if self._burst_start[i] >= t1:
+                break
+            in_burst += min(t1, self._burst_end[i]) - max(t0, self._burst_start[i])
+        return base + s.rate_tps * (s.burst_factor - 1.0) * in_burst
+
+    # ---- arrivals ----------------------------------------------------------------------------------
     def _poisson_times(self, t0: float, t1: float, rate: float) -> np.ndarray:
         if rate <= 0.0 or t1 <= t0:
             return np.empty(0)
         k = int(self.rng.poisson(rate * (t1 - t0)))
         return np.sort(self.rng.uniform(t0, t1, size=k))
 
-    def times(self, t0: float, t1: float) -> np.ndarray:
+    def _chunk_times(self, t0: float, t1: float) -> np.ndarray:
         s = self.spec
         if s.pattern == "steady":
-            self.last_expected = s.rate_tps * (t1 - t0)
             return self._poisson_times(t0, t1, s.rate_tps)
         if s.pattern == "daily":  # thinning of a homogeneous process at the peak rate
-            w = 2.0 * math.pi / _DAY_S
-            self.last_expected = s.rate_tps * ((t1 - t0) + s.daily_amplitude / w
-                                               * (math.cos(w * t0) - math.cos(w * t1)))
             peak = s.rate_tps * (1.0 + s.daily_amplitude)
             t = self._poisson_times(t0, t1, peak)
             keep = self.rng.random(len(t)) * peak < s.rate_tps * (
                 1.0 + s.daily_amplitude * np.sin(2.0 * np.pi * t / _DAY_S))
             return t[keep]
-        parts, t = [], t0  # bursts: piecewise-constant rate
-        self.last_expected = 0.0
-        while t < t1:
-            if t >= self._next_burst:
-                self._burst_end = self._next_burst + float(self.rng.exponential(s.burst_mean_s))
-                self._next_burst = self._burst_end + float(self.rng.exponential(s.burst_every_s))
-            if t < self._burst_end:
-                end, rate = min(self._burst_end, t1), s.rate_tps * s.burst_factor
-            else:
-                end, rate = min(self._next_burst, t1), s.rate_tps
-            parts.append(self._poisson_times(t, end, rate))
-            self.last_expected += rate * (end - t)
-            t = end
-        return np.concatenate(parts) if parts else np.empty(0)
+        self._draw_bursts(t1)  # bursts: piecewise-constant rate between the schedule's edges
+        edges = [t0]
+        for i in self._bursts_from(t0):
+            edges += [x for x in (self._burst_start[i], self._burst_end[i]) if t0 < x < t1]
+        edges.append(t1)
+        return np.concatenate([self._poisson_times(a, b, self._rate(a)) for a, b in itertools.pairwise(edges)])
+
+    def _draw_to(self, t: float) -> None:
+        """Draw whole chunks until they cover [0, t]. The only place that draws from the stream, so the
+        order of draws (each chunk's bursts, then its arrivals) is fixed whatever is asked when."""
+        s = self.spec
+        mu = math.log(s.size_mean_bytes) - 0.5 * s.size_sigma**2
+        while self._drawn_to <= t:
+            t0, t1 = self._drawn_to, self._drawn_to + CHUNK_S
+            self._drawn_to = t1
+            times = self._chunk_times(t0, t1)
+            k = len(times)
+            # lognormals from float32 normals: half the cost of Generator.lognormal, far finer than the
+            # spread of either quantity
+            z = self.rng.standard_normal((2, k), dtype=np.float32)
+            size = np.clip(np.rint(np.exp(mu + s.size_sigma * z[0])), 60, 100_000).astype(np.int32)
+            fee = np.exp(np.float32(math.log(s.fee_median)) + np.float32(s.fee_sigma) * z[1])
+            origin = self.rng.integers(0, self.n_nodes, size=k, dtype=np.int32)
+            self._ready.append((times, size, fee, origin))
 
     def generate(self, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(creation times sorted, sizes in bytes, fee rates, origin nodes) of the window [t0, t1); the
+        """(creation times sorted, sizes in bytes, fee rates, origin nodes) of the arrivals in [t0, t1);
+        windows come in order (a window may skip time: its arrivals are dropped, never shifted). The
         expected number of arrivals (the offered load) is left in `last_expected`."""
-        s = self.spec
-        t = self.times(t0, t1)
-        k = len(t)
-        mu = math.log(s.size_mean_bytes) - 0.5 * s.size_sigma**2
-        size = np.clip(np.rint(self.rng.lognormal(mu, s.size_sigma, size=k)), 60, 100_000).astype(np.int32)
-        fee = self.rng.lognormal(math.log(s.fee_median), s.fee_sigma, size=k).astype(np.float32)
-        origin = self.rng.integers(0, self.n_nodes, size=k, dtype=np.int32)
-        return t, size, fee, origin
+        if t0 < self._taken_to:
+            raise ValueError(f"TxWorkload.generate: window [{t0}, {t1}) starts before the end of the last one "
+                             f"({self._taken_to})")
+        self._draw_to(t1)
+        self._taken_to = t1
+        self.last_expected = self.expected(t0, t1)
+        ready = self._ready
+        n = 0  # chunks that end inside the window are used up
+        while n < len(ready) - 1 and (len(ready[n][0]) == 0 or ready[n][0][-1] < t1):
+            n += 1
+        parts = ready[: n + 1]
+        cols = tuple(np.concatenate(c) if len(c) > 1 else c[0] for c in zip(*parts, strict=True))
+        lo, hi = np.searchsorted(cols[0], (t0, t1))
+        self._ready = [tuple(c[hi:] for c in cols), *ready[n + 1 :]]
+        return tuple(c[lo:hi] for c in cols)
+
+    def times(self, t0: float, t1: float) -> np.ndarray:
+        """Creation times of the arrivals in [t0, t1) (see `generate`)."""
+        return self.generate(t0, t1)[0]
 
 
 def fee_order(fee: np.ndarray) -> np.ndarray:
