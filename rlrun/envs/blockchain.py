@@ -5,7 +5,10 @@ Step. Apply the action, simulate `step_blocks` expected block intervals at the c
 `step_seconds`), measure that window (`rlrun.envs.chain.metrics`). An episode is `episode_steps` steps on
 a fresh simulation; `reset` first runs `warmup_steps` windows at the initial setting (flood relay,
 `initial_block_size_mb`, `initial_block_interval_s`) so the first observation describes a running network.
-The topology is redrawn from the episode seed at each reset unless `topology_seed` fixes it.
+The topology is redrawn from the episode seed at each reset unless `topology_seed` fixes it. Transaction
+demand is exogenous: it has a random stream of its own (spawned from the episode's), drawn in fixed chunks of
+simulated time, so on one seed every policy faces the same transactions and burst schedule
+(`rlrun.envs.chain.mempool.TxWorkload`); mining and relay stay random.
 
 Scenarios. `scenario=<name>` (rlrun.envs.chain.scenarios: bitcoin_2015, bitcoin_2019, litecoin, dogecoin,
 ethereum_pow) sets network, transactions, protocol, hashpower and the static setting to a real network of one

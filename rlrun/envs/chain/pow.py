@@ -155,7 +155,7 @@ class PowChain:
         self._tx_times: dict[int, tuple[list[float], list[float]]] = {}
         self._push: list[list[int]] = []
         if proto.push_peers and self._fixed is None:
-            prng = np.random.default_rng(int(rng.integers(2**63)))
+            prng = rng.spawn(1)[0]  # a child stream: mining draws stay the same whatever the protocol (paired runs)
             self._push = [[net.peers[i][j] for j in prng.permutation(len(net.peers[i]))[: proto.push_peers]]
                           for i in range(n)]
         self._miner_lat: list[list[float]] = []
