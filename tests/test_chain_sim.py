@@ -22,6 +22,7 @@ from rlrun.envs.chain import (
     slot_plan,
     strategy_plan,
 )
+from rlrun.envs.chain.gossip import slot_of_rank
 from rlrun.envs.chain.mempool import CONFIRMED, EVICTED, PENDING, Mempool, fee_order
 from rlrun.envs.chain.metrics import chain_summary
 from rlrun.envs.chain.pow import NORMAL, _Wake
@@ -281,6 +282,12 @@ def test_relay_slots_split_peers_into_latency_bands():
         assert [p for p, _ in everything.targets[i]] == net.peers[i]
         assert [p for p, _ in only_nearest.targets[i]] == net.peers[i][: -(-d // k)]
     assert only_nearest.mean_latency() < everything.mean_latency()
+    for mask in np.random.default_rng(0).random((20, k)) < 0.5:  # every band is the definition's rank set
+        plan = slot_plan(net, mask.tolist())
+        for i in range(net.n):
+            d = len(net.peers[i])
+            pairs = zip(net.peers[i], net.peer_lat[i], strict=True)
+            assert plan.targets[i] == [pl for r, pl in enumerate(pairs) if mask[slot_of_rank(r, d, k)]]
     flood = strategy_plan(net, "flood")
     assert flood.targets == everything.targets
     region = strategy_plan(net, "region", inter_region_k=1)
