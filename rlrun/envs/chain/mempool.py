@@ -180,8 +180,9 @@ class TxWorkload:
         return np.concatenate([self._poisson_times(a, b, self._rate(a)) for a, b in itertools.pairwise(edges)])
 
     def _draw_to(self, t: float) -> None:
-        """Draw whole chunks until they cover [0, t]. The only place that draws from the stream, so the
-        order of draws (each chunk's bursts, then its arrivals) is fixed whatever is asked when."""
+        """Draw whole chunks until they cover [0, t]. Apart from the constructor's first burst time, the only
+        place that draws from the stream, so the order of draws (each chunk's bursts, then its arrivals) is
+        fixed whatever is asked when."""
         s = self.spec
         mu = math.log(s.size_mean_bytes) - 0.5 * s.size_sigma**2
         while self._drawn_to <= t:
@@ -189,8 +190,8 @@ class TxWorkload:
             self._drawn_to = t1
             times = self._chunk_times(t0, t1)
             k = len(times)
-            # lognormals from float32 normals: half the cost of Generator.lognormal, far finer than the
-            # spread of either quantity
+            # lognormals as exp of float32 normals: 0.7x the cost of two Generator.lognormal calls, and float32 is
+            # far finer than either quantity's spread
             z = self.rng.standard_normal((2, k), dtype=np.float32)
             size = np.clip(np.rint(np.exp(mu + s.size_sigma * z[0])), 60, 100_000).astype(np.int32)
             fee = np.exp(np.float32(math.log(s.fee_median)) + np.float32(s.fee_sigma) * z[1])
