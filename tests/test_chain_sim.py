@@ -33,14 +33,16 @@ from rlrun.errors import ConfigError
 
 def make_sim(nodes: int = 40, *, fixed: float | None = None, rate: float = 0.0, size_mean: float = 400.0,
              hashpower: list[float] | None = None, outbound: int = 8, seed: int = 0,
-             mempool_mb: float = 300.0, **net_kw) -> PowChain:
+             mempool_mb: float = 300.0, cls: type[PowChain] = PowChain, protocol: ProtocolSpec | None = None,
+             **net_kw) -> PowChain:
     rng = np.random.default_rng(seed)
     spec = NetworkSpec.from_config({"nodes": nodes, "outbound": outbound, "fixed_delay_s": fixed, **net_kw})
     net = Network(spec, rng)
     tx = TxWorkloadSpec.from_config({"rate_tps": rate, "size_mean_bytes": size_mean,
                                      "mempool_max_mb": mempool_mb})
     hp = make_hashpower(nodes, hashpower or POOL_HASHPOWER, rng)
-    return PowChain(net, TxWorkload(tx, nodes, rng.spawn(1)[0]), hp, rng, mempool_max_bytes=mempool_mb * 1e6)
+    return cls(net, TxWorkload(tx, nodes, rng.spawn(1)[0]), hp, rng, mempool_max_bytes=mempool_mb * 1e6,
+               protocol=protocol)
 
 
 def run_static(sim: PowChain, block_mb: float, interval: float, blocks: int, window_blocks: int = 10) -> dict:
@@ -374,12 +376,9 @@ def test_suppressed_invs_are_no_ops(plan):
     them all must produce the same chain, propagation times and bytes, with more events."""
     runs = []
     for cls in (PowChain, _EveryInvChain):
-        rng = np.random.default_rng(21)
-        net = Network(NetworkSpec.from_config({"nodes": 80}), rng)
-        wl = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": 20.0}), 80, rng.spawn(1)[0])
-        sim = cls(net, wl, make_hashpower(80, POOL_HASHPOWER, rng), rng)
-        relay = (strategy_plan(net, plan) if plan != "nearest band"
-                 else slot_plan(net, [True, True] + [False] * 6))
+        sim = make_sim(80, rate=20.0, seed=21, cls=cls)
+        relay = (strategy_plan(sim.net, plan) if plan != "nearest band"
+                 else slot_plan(sim.net, [True, True] + [False] * 6))
         sim.configure(0.3e6, 8.0, relay)
         sim.advance(150 * 8.0, 40.0)
         runs.append(sim)
@@ -419,12 +418,9 @@ def test_message_heap_keeps_simpys_event_order(case):
                                              "pool_switch_s": 0.3})
     runs = []
     for cls in (PowChain, _EventPerMessageChain):
-        rng = np.random.default_rng(5)
-        net = Network(NetworkSpec.from_config({"nodes": 60, "fixed_delay_s": 1.5 if case == "fixed delay"
-                                                else None}), rng)
-        wl = TxWorkload(TxWorkloadSpec.from_config({"rate_tps": 20.0}), 60, rng.spawn(1)[0])
-        sim = cls(net, wl, make_hashpower(60, POOL_HASHPOWER, rng), rng, protocol=protocol)
-        sim.configure(0.3e6, 6.0, strategy_plan(net, "random") if case == "random" else None)
+        sim = make_sim(60, rate=20.0, seed=5, fixed=1.5 if case == "fixed delay" else None, cls=cls,
+                       protocol=protocol)
+        sim.configure(0.3e6, 6.0, strategy_plan(sim.net, "random") if case == "random" else None)
         sim.advance(120 * 6.0, 30.0)
         runs.append(sim)
     fast, ref = runs
