@@ -12,12 +12,15 @@ protocol message of the run (block found, inv, getdata, block transfer) as one e
 at all; ratio = rlrun / ideal (1.0 would mean the simulator's own work is free). The core delivers messages
 from its own heap, one SimPy wake-up per stretch of traffic, and does not send invs that would be no-ops on
 arrival (rlrun/envs/chain/pow.py), so it handles fewer events than messages; the "events per s" rows count
-the messages and mining events it does handle, against bare SimPy's event rate. BENCH_FULL=1 runs
+the messages and mining events it does handle, against bare SimPy's event rate. The env is stepped in this
+process, which has torch imported as a training run has; the "frozen" row first moves every object that
+exists into the cyclic collector's permanent generation, as the trainer does. BENCH_FULL=1 runs
 longer and adds a static (size, interval) grid of the env.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 
 import numpy as np
@@ -126,9 +129,18 @@ def main() -> None:
         rows.append((f"{label}: events per s", f"{sim.events / wall:,.0f}", f"{raw:,.0f}",
                      f"{sim.events / wall / raw:.2f}"))
         rows.append((f"{label}: wall s for {blocks} blocks", f"{wall:,.1f}", "", ""))
-    for label, action in (("random actions", None),
-                          ("flood, ~0.9 MB / ~18 s", np.array([1.0] * 8 + [0.0, -0.1], dtype=np.float32))):
-        sps, ev_per_step = env_steps(400 if full() else 150, action)
+    for label, action, frozen in (
+        ("random actions", None, False),
+        ("random actions, process frozen as the trainer does", None, True),
+        ("flood, ~0.9 MB / ~18 s", np.array([1.0] * 8 + [0.0, -0.1], dtype=np.float32), False),
+    ):
+        if frozen:  # what rlrun.trainer.Trainer does before it builds a run
+            gc.collect()
+            gc.freeze()
+        try:
+            sps, ev_per_step = env_steps(400 if full() else 150, action)
+        finally:
+            gc.unfreeze()
         ideal = raw / ev_per_step
         rows.append((f"env=blockchain steps per s ({label})", f"{sps:,.1f}", f"{ideal:,.0f}",
                      f"{sps / ideal:.3f}"))

@@ -19,10 +19,11 @@ Two ways to choose a plan:
 
 from __future__ import annotations
 
+import itertools
 from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import Any
 
 import numpy as np
 
@@ -31,38 +32,52 @@ from rlrun.envs.chain.network import Network
 STRATEGIES: tuple[str, ...] = ("flood", "nearest", "random", "region")
 
 
-@dataclass
 class RelayPlan:
-    """Per node, the (peer, link latency in s) pairs it announces new blocks to; `fanout` > 0 means a random
-    subset of that size is drawn from them for each announcement."""
+    """Per node, the peers it announces new blocks to (`ids`) and their link latencies in s (`lats`);
+    `fanout` > 0 means a random subset of that size is drawn from them for each announcement.
 
-    targets: list[list[tuple[int, float]]]
-    fanout: int = 0
-    #: the same targets as flat per-node arrays of peer ids and latencies: the simulator's announce loop reads
-    #: these, because iterating contiguous machine ints is ~2x cheaper than chasing tuple objects scattered
-    #: over memory (on a 6,000-node network most of an announcement's time is that loop)
-    ids: list[array] = field(init=False, repr=False, compare=False)
-    lats: list[array] = field(init=False, repr=False, compare=False)
-    #: per node, a function mapping a per-node sequence (a block's state bytearray) to the tuple of its
-    #: targets' entries, read in C: most targets already have a block when a node announces it, so the
-    #: simulator looks only at the zeros of this tuple
-    pick: list[Callable[[Sequence[int]], tuple]] = field(init=False, repr=False, compare=False)
+    Per-node rows are flat arrays because the simulator's announce loop iterates them, and contiguous machine
+    ints are ~2x cheaper to iterate than tuple objects scattered over memory (on a 6,000-node network most of
+    an announcement's time is that loop). `pick[i]` maps a per-node sequence (a block's state bytearray) to
+    the tuple of node i's targets' entries, read in C: most targets already have a block when a node
+    announces it, so the simulator looks only at the zeros of this tuple. A plan holds no per-link Python
+    objects: an env builds one for nearly every step while its agent explores, and each long-lived object
+    would add to the cyclic garbage collector's passes over the whole process."""
 
-    def __post_init__(self) -> None:
-        self.ids = [array("l", [p for p, _ in row]) for row in self.targets]
-        self.lats = [array("d", [d for _, d in row]) for row in self.targets]
-        self.pick = [_tuple_getter(row) for row in self.ids]
+    def __init__(self, ids: list[array], lats: list[array], fanout: int = 0) -> None:
+        self.ids = ids
+        self.lats = lats
+        self.fanout = fanout
+        self.pick = [_tuple_getter(row) for row in ids]
+        self._targets: list[list[tuple[int, float]]] | None = None
+        self._mean_latency: float | None = None
+
+    @classmethod
+    def from_targets(cls, targets: list[list[tuple[int, float]]], fanout: int = 0) -> RelayPlan:
+        """A plan from per-node lists of (peer, link latency) pairs."""
+        return cls([array("l", [p for p, _ in row]) for row in targets],
+                   [array("d", [d for _, d in row]) for row in targets], fanout)
+
+    @property
+    def targets(self) -> list[list[tuple[int, float]]]:
+        """Per node, the (peer, link latency) pairs of `ids` and `lats` (built on first use: the random
+        strategy samples from them)."""
+        if self._targets is None:
+            self._targets = [list(zip(i, d, strict=True)) for i, d in zip(self.ids, self.lats, strict=True)]
+        return self._targets
 
     def mean_latency(self) -> float:
         """Mean link latency (s) from a node to the peers it relays to: the seed's latency_to_peers_mean."""
-        vals = [d for row in self.targets for _, d in row]
-        return float(np.mean(vals)) if vals else 0.0
+        if self._mean_latency is None:
+            vals = [d for row in self.lats for d in row]
+            self._mean_latency = float(np.mean(vals)) if vals else 0.0
+        return self._mean_latency
 
     def mean_fanout(self) -> float:
         """Mean number of peers a node announces a block to."""
-        if not self.targets:
+        if not self.ids:
             return 0.0
-        sizes = [min(len(row), self.fanout) if self.fanout else len(row) for row in self.targets]
+        sizes = [min(len(row), self.fanout) if self.fanout else len(row) for row in self.ids]
         return float(np.mean(sizes))
 
 
@@ -76,19 +91,21 @@ def _tuple_getter(ids: Sequence[int]) -> Callable[[Sequence[int]], tuple]:
     return lambda seq: ()
 
 
-def slot_of_rank(rank: int, degree: int, slots: int) -> int:
+def slot_of_rank(rank: Any, degree: Any, slots: int) -> Any:
+    """The slot of the peer of latency rank `rank` among `degree` (ints or integer arrays)."""
     return rank * slots // degree
 
 
 def slot_plan(net: Network, active: Sequence[bool]) -> RelayPlan:
     """Relay to the peers in the active latency slots (see module docstring)."""
-    k = len(active)
-    targets = []
-    for peers, lats in zip(net.peers, net.peer_lat, strict=True):
-        d = len(peers)
-        targets.append([(p, lat) for r, (p, lat) in enumerate(zip(peers, lats, strict=True))
-                        if active[r * k // d]])
-    return RelayPlan(targets)
+    peers, lats, offsets = net.links()
+    deg = np.diff(offsets)
+    rank = np.arange(len(peers)) - np.repeat(offsets[:-1], deg)
+    keep = np.asarray(active, dtype=bool)[slot_of_rank(rank, np.repeat(deg, deg), len(active))]
+    bounds = np.concatenate(([0], np.cumsum(keep)))[offsets].tolist()
+    kept_ids, kept_lats = peers[keep].tolist(), lats[keep].tolist()
+    return RelayPlan([array("l", kept_ids[a:b]) for a, b in itertools.pairwise(bounds)],
+                     [array("d", kept_lats[a:b]) for a, b in itertools.pairwise(bounds)])
 
 
 def strategy_plan(net: Network, name: str, *, nearest_k: int = 4, fanout: int = 4,
@@ -96,11 +113,11 @@ def strategy_plan(net: Network, name: str, *, nearest_k: int = 4, fanout: int = 
     """One of the named strategies in STRATEGIES (see module docstring)."""
     pairs = [list(zip(p, lat, strict=True)) for p, lat in zip(net.peers, net.peer_lat, strict=True)]
     if name == "flood":
-        return RelayPlan(pairs)
+        return RelayPlan.from_targets(pairs)
     if name == "nearest":
-        return RelayPlan([row[:nearest_k] for row in pairs])
+        return RelayPlan.from_targets([row[:nearest_k] for row in pairs])
     if name == "random":
-        return RelayPlan(pairs, fanout=fanout)
+        return RelayPlan.from_targets(pairs, fanout=fanout)
     if name == "region":
         region = net.region
         out = []
@@ -108,5 +125,5 @@ def strategy_plan(net: Network, name: str, *, nearest_k: int = 4, fanout: int = 
             same = [(p, d) for p, d in row if region[p] == region[i]]
             other = [(p, d) for p, d in row if region[p] != region[i]][:inter_region_k]
             out.append(same + other)
-        return RelayPlan(out)
+        return RelayPlan.from_targets(out)
     raise ValueError(f"unknown gossip strategy {name!r}; choose one of {', '.join(STRATEGIES)}")

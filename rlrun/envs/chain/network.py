@@ -14,6 +14,7 @@ list is several times cheaper than indexing a numpy array from Python code).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,6 +145,19 @@ class Network:
             order = sorted(self.lat[i].items(), key=lambda kv: (kv[1], kv[0]))
             self.peers.append([p for p, _ in order])
             self.peer_lat.append([d for _, d in order])
+        self._links: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def links(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(peers, latencies, offsets): every node's `peers` and `peer_lat` concatenated in node order, node i's
+        at [offsets[i], offsets[i + 1]), for building relay plans with a few numpy calls."""
+        if self._links is None:
+            deg = [len(row) for row in self.peers]
+            offsets = np.zeros(self.n + 1, dtype=np.int64)
+            np.cumsum(deg, out=offsets[1:])
+            self._links = (np.fromiter(itertools.chain.from_iterable(self.peers), np.int64, int(offsets[-1])),
+                           np.fromiter(itertools.chain.from_iterable(self.peer_lat), np.float64, int(offsets[-1])),
+                           offsets)
+        return self._links
 
     def connect_extra(self, nodes: list[int], k: int, rng: np.random.Generator) -> None:
         """Each of `nodes` opens k more connections to random nodes it is not linked to yet (well-connected
