@@ -65,11 +65,11 @@ LOSS_LOG_EVERY = 1000  # env steps between averaged loss scalars
 class Trainer:
     def __init__(self, cfg: DictConfig, run_dir: Path, resume: bool = False, labels: dict[str, str] | None = None):
         validate_run(cfg)
-        # What exists now (modules, torch's alone ~200k objects, and the config) lives as long as the process.
-        # Frozen, the cyclic collector's full passes walk only what the run allocates: an env that builds
-        # objects every step triggers them, and each one over the whole process took ~0.1 s (make bench).
-        # Collected first, so that what an earlier run in this process left behind (a sequential sweep) is
-        # freed instead of frozen.
+        # What exists now (modules, torch's alone ~200k objects, and the config) outlives the run. Frozen until
+        # close(), the cyclic collector's full passes walk only what the run allocates: an env that builds
+        # objects every step triggers them, and each one over the whole process took ~0.1 s in a blockchain
+        # run (`python -m bench chain`, the "frozen" row). Collected first, so that what an earlier run in this
+        # process left behind (a sequential sweep) is freed instead of frozen.
         gc.collect()
         gc.freeze()
         self.cfg = cfg
@@ -136,6 +136,7 @@ class Trainer:
             remove_orphaned_tmp(self.run_dir / "checkpoints")
             self._lock.release()
             self._lock = None
+        gc.unfreeze()  # what __init__ froze goes back to the collector
 
     # ---- checkpoints --------------------------------------------------------------------------------
     def _payload(self, env_states: bool = True) -> dict[str, Any]:
