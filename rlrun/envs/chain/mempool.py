@@ -245,10 +245,12 @@ class Mempool:
         self.origin = np.empty(capacity, dtype=np.int32)
         self.status = np.empty(capacity, dtype=np.int8)
         self.conf_block = np.empty(capacity, dtype=np.int32)
-        # ids of possibly-pending transactions sorted by fee rate, highest first (may hold stale entries
-        # until `maintain`), and the matching sort keys (-fee)
+        # ids of possibly-pending created transactions sorted by fee rate, highest first, ties in id order
+        # (may hold stale entries until `maintain`), and the matching sort keys (-fee); ids below _admitted
+        # have entered it (`_admit`)
         self._pool = np.empty(0, dtype=np.int64)
         self._keys = np.empty(0, dtype=np.float32)
+        self._admitted = 0
         self._side: list[np.ndarray] = []  # re-pended by reorgs since the last maintain()
         self._stale = 0  # pool entries known to be no longer pending
         self.mean_size = 400.0
@@ -298,12 +300,27 @@ class Mempool:
         self._cum_t[new] = self._cum_t[self.n] + np.cumsum(t_create, dtype=np.float64)
         self.n += k
         self.mean_size = float(self._cum_size[self.n]) / self.n  # O(1): a scan here grew with the run
-        keys = -fee.astype(np.float32)
-        order = fee_order(fee)
-        pos = np.searchsorted(self._keys, keys[order], side="right")
-        self._pool = np.insert(self._pool, pos, ids[order])
-        self._keys = np.insert(self._keys, pos, keys[order])
         return ids
+
+    def _admit(self, now: float) -> None:
+        """Drop entries that are no longer pending from the pool and move the transactions created by `now`
+        into it. Ids are in creation order, so these are the ones after the last admitted. Admitting at use
+        rather than in `add` keeps a window's transactions that are not created yet (most of them: a window
+        is added at its start) out of every template's scan; no miner can see them anyway."""
+        if self._stale:  # confirmed since the last call (most of the pool, a block later): dropped first
+            keep = self.status[self._pool] == PENDING
+            self._pool, self._keys = self._pool[keep], self._keys[keep]
+            self._stale = 0
+        lo, hi = self._admitted, self.n_created(now)
+        if hi <= lo:
+            return
+        self._admitted = hi
+        # a stable sort keeps the pool's order (fee rate, then id) among equal keys and puts the new, higher ids
+        # after the old; it merges the pool's sorted run with the newcomers in one pass
+        keys = np.concatenate((self._keys, -self.fee[lo:hi]))
+        order = np.argsort(keys, kind="stable")
+        self._keys = keys[order]
+        self._pool = np.concatenate((self._pool, np.arange(lo, hi)))[order]
 
     def _totals(self, ids: np.ndarray) -> np.ndarray:
         return np.array([len(ids), float(self.size[ids].sum()), float(self.t_create[ids].sum())])
@@ -332,6 +349,7 @@ class Mempool:
         """Drop non-pending entries from the pool, fold re-pended transactions back in,
         and evict the lowest fee rates while created pending bytes exceed max_bytes. Returns the number
         evicted."""
+        self._admit(now)
         pool, keys = self._pool, self._keys
         if self._side:
             side = np.unique(np.concatenate(self._side))
@@ -369,6 +387,7 @@ class Mempool:
         The pool holds transactions not in the canonical chain. A miner whose tip is off the canonical chain
         passes `exclude` (transactions in its own non-canonical blocks) and `extra` (transactions in canonical
         blocks its chain lacks)."""
+        self._admit(now)
         st, tc, org, sz = self.status, self.t_create, self.origin, self.size
         pool = self._pool
         n_pool = len(pool)
