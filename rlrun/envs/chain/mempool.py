@@ -223,14 +223,27 @@ class TxWorkload:
         return self.generate(t0, t1)[0]
 
 
-def fee_order(fee: np.ndarray) -> np.ndarray:
-    """Indexes that sort positive fee rates highest first, ties in index order: a stable sort, done as a
-    quicksort of unique uint64 keys (the float32 fee's bits, inverted, above the index), which numpy runs
-    with SIMD about 6x faster than its stable sort of the floats."""
-    bits = np.asarray(fee, dtype=np.float32).view(np.uint32)  # positive floats: bit order = value order
+_ID_MASK = np.uint64(0xFFFFFFFF)
+
+
+def fee_keys(fee: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Unique uint64 sort keys, ascending = fee rate highest first, ties in id order: the float32 fee's bits
+    (positive floats: bit order = value order), inverted, above the id (ids < 2**32). numpy sorts these with
+    SIMD several times faster than a stable sort of the floats and their ids."""
+    bits = np.asarray(fee, dtype=np.float32).view(np.uint32)
     keys = (np.uint64(0xFFFFFFFF) - bits.astype(np.uint64)) << np.uint64(32)
-    keys |= np.arange(len(bits), dtype=np.uint64)
-    return np.argsort(keys)
+    keys |= np.asarray(ids).astype(np.uint64)
+    return keys
+
+
+def key_ids(keys: np.ndarray) -> np.ndarray:
+    """The ids in `fee_keys` keys."""
+    return (keys & _ID_MASK).astype(np.int64)
+
+
+def fee_order(fee: np.ndarray) -> np.ndarray:
+    """Indexes that sort positive fee rates highest first, ties in index order (a stable sort)."""
+    return np.argsort(fee_keys(fee, np.arange(len(fee))))
 
 
 class Mempool:
@@ -245,11 +258,10 @@ class Mempool:
         self.origin = np.empty(capacity, dtype=np.int32)
         self.status = np.empty(capacity, dtype=np.int8)
         self.conf_block = np.empty(capacity, dtype=np.int32)
-        # ids of possibly-pending created transactions sorted by fee rate, highest first, ties in id order
-        # (may hold stale entries until `maintain`), and the matching sort keys (-fee); ids below _admitted
-        # have entered it (`_admit`)
-        self._pool = np.empty(0, dtype=np.int64)
-        self._keys = np.empty(0, dtype=np.float32)
+        # possibly-pending transactions, as sorted `fee_keys` (fee rate highest first, ties in id order); may
+        # hold entries no longer pending (until the next merge or `maintain`) and not created yet. Ids below
+        # _admitted have entered it (`_admit`)
+        self._pool = np.empty(0, dtype=np.uint64)
         self._admitted = 0
         self._side: list[np.ndarray] = []  # re-pended by reorgs since the last maintain()
         self._stale = 0  # pool entries known to be no longer pending
@@ -303,24 +315,23 @@ class Mempool:
         return ids
 
     def _admit(self, now: float) -> None:
-        """Drop entries that are no longer pending from the pool and move the transactions created by `now`
-        into it. Ids are in creation order, so these are the ones after the last admitted. Admitting at use
-        rather than in `add` keeps a window's transactions that are not created yet (most of them: a window
-        is added at its start) out of every template's scan; no miner can see them anyway."""
-        if self._stale:  # confirmed since the last call (most of the pool, a block later): dropped first
-            keep = self.status[self._pool] == PENDING
-            self._pool, self._keys = self._pool[keep], self._keys[keep]
-            self._stale = 0
-        lo, hi = self._admitted, self.n_created(now)
-        if hi <= lo:
+        """Make sure every transaction created by `now` is in the pool. Ids are in creation order, so the
+        newcomers are the ones after the last admitted. Merging them costs a pass over the pool, so it is done
+        for a pool's worth of transactions at a time: those created by `now`, and as many not yet created as
+        the pool holds (if they have been added). Early entries change nothing (no miner can see a
+        transaction before it exists; `select` and `maintain` check), and the pass is paid once per pool's
+        worth of arrivals, whether the pool holds a block's worth or a backlog of many blocks."""
+        created = self.n_created(now)
+        if created <= self._admitted:
             return
+        pool = self._pool
+        if self._stale:  # drop confirmed entries while passing over the pool anyway
+            pool = pool[self.status[key_ids(pool)] == PENDING]
+            self._stale = 0
+        lo = self._admitted
+        hi = min(self.n, max(created, lo + len(pool)))
         self._admitted = hi
-        # a stable sort keeps the pool's order (fee rate, then id) among equal keys and puts the new, higher ids
-        # after the old; it merges the pool's sorted run with the newcomers in one pass
-        keys = np.concatenate((self._keys, -self.fee[lo:hi]))
-        order = np.argsort(keys, kind="stable")
-        self._keys = keys[order]
-        self._pool = np.concatenate((self._pool, np.arange(lo, hi)))[order]
+        self._pool = np.sort(np.concatenate((pool, fee_keys(self.fee[lo:hi], np.arange(lo, hi)))))
 
     def _totals(self, ids: np.ndarray) -> np.ndarray:
         return np.array([len(ids), float(self.size[ids].sum()), float(self.t_create[ids].sum())])
@@ -350,32 +361,29 @@ class Mempool:
         and evict the lowest fee rates while created pending bytes exceed max_bytes. Returns the number
         evicted."""
         self._admit(now)
-        pool, keys = self._pool, self._keys
+        pool = self._pool
         if self._side:
             side = np.unique(np.concatenate(self._side))
             self._side = []
-            pool = np.union1d(pool, side)  # sorted by id; re-sort by fee
-            pool = pool[fee_order(self.fee[pool])]
-            keys = -self.fee[pool]
+            ids = np.union1d(key_ids(pool), side)
+            pool = np.sort(fee_keys(self.fee[ids], ids))
             self._stale = len(pool)  # force the compaction below
         if self._stale:
-            keep = self.status[pool] == PENDING
-            pool, keys = pool[keep], keys[keep]
+            pool = pool[self.status[key_ids(pool)] == PENDING]
             self._stale = 0
         evicted = 0
         if self.pending_bytes(now) > self.max_bytes:
-            pend = self.status[pool] == PENDING
-            created = pend & (self.t_create[pool] <= now)
-            cum = np.cumsum(np.where(created, self.size[pool], 0))
+            ids = key_ids(pool)
+            pend = self.status[ids] == PENDING
+            created = pend & (self.t_create[ids] <= now)
+            cum = np.cumsum(np.where(created, self.size[ids], 0))
             drop = created & (cum > self.max_bytes)
-            ids = pool[drop]
+            ids = ids[drop]
             evicted = len(ids)
             self.status[ids] = EVICTED
             self._evic += self._totals(ids)
-            keep = pend & ~drop
-            pool, keys = pool[keep], keys[keep]
-            self._stale = 0
-        self._pool, self._keys = pool, keys
+            pool = pool[pend & ~drop]
+        self._pool = pool
         return evicted
 
     # ---- block templates ----------------------------------------------------------------------------
@@ -396,7 +404,7 @@ class Mempool:
         chunk = max(256, int(2.0 * max_bytes / self.mean_size))
         has_excl = exclude is not None and len(exclude) > 0
         while start < n_pool and total < max_bytes:
-            ids = pool[start : start + chunk]
+            ids = key_ids(pool[start : start + chunk])
             start += chunk
             chunk *= 2
             ids = ids[(st[ids] == PENDING) & (tc[ids] + delay[org[ids]] <= now)]
