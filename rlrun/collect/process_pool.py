@@ -5,6 +5,7 @@ that names it. See rlrun/collect/pool.py for the interface."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing as mp
 import signal
 from collections.abc import Iterator
@@ -31,6 +32,8 @@ def _worker(index: int, factory: EnvFactory, conn: Connection, shm_name: str, sh
     try:
         try:
             env = factory(index)
+            gc.collect()
+            gc.freeze()  # what exists now lives as long as the worker: out of the cyclic collector's passes
             conn.send(("ok", (env.observation_space, env.action_space)))
         except Exception as e:
             conn.send(("error", describe_error(e)))
