@@ -11,11 +11,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def tree_packages() -> set[str]:
-    found = {"rlrun.conf", "hydra_plugins"}
+    found = {"hydra_plugins"}
     for top in ("rlrun", "hydra_plugins"):
         for root, _, files in os.walk(ROOT / top):
             if "__init__.py" in files and "__pycache__" not in root:
                 found.add(str(Path(root).relative_to(ROOT)).replace(os.sep, "."))
+    for root, _, _ in os.walk(ROOT / "conf"):  # shipped as rlrun.conf: one (data-only) package per folder
+        found.add(".".join(("rlrun", *Path(root).relative_to(ROOT).parts)))
     return found
 
 
