@@ -173,6 +173,31 @@ def test_fee_order_is_the_stable_sort_by_fee_highest_first():
         assert np.array_equal(fee_order(fee), np.argsort(-fee, kind="stable"))
 
 
+def test_templates_are_the_highest_fee_visible_pending_transactions():
+    """The pool (sorted keys, filled as transactions are created, confirmed entries dropped lazily) gives
+    the same templates as sorting every visible pending transaction by fee rate, ties in id order."""
+    rng = np.random.default_rng(31)
+    n = 6000
+    t = np.sort(rng.uniform(0.0, 1000.0, n))
+    size = rng.integers(100, 1000, n).astype(np.int32)
+    fee = rng.lognormal(0.0, 1.0, n).astype(np.float32)
+    fee[::7] = 2.0  # ties
+    origin = rng.integers(0, 10, n).astype(np.int32)
+    delay = rng.uniform(0.0, 5.0, 10)
+    mp = Mempool(1e9)
+    half = n // 2  # added in two windows, as the env adds its steps
+    mp.add(t[:half], size[:half], fee[:half], origin[:half])
+    for now in (100.0, 100.5, 400.0, 450.0, 600.0, 601.0, 900.0, 1000.0):
+        if now > t[half - 1] and mp.n == half:
+            mp.add(t[half:], size[half:], fee[half:], origin[half:])
+        ids = mp.select(delay, now, 60_000)
+        visible = np.flatnonzero((mp.status[: mp.n] == PENDING) & (t[: mp.n] + delay[origin[: mp.n]] <= now))
+        ranked = visible[np.lexsort((visible, -fee[visible]))]
+        expected = ranked[: int(np.searchsorted(np.cumsum(size[ranked]), 60_000, side="right"))]
+        assert len(expected) > 20 and ids.tolist() == expected.tolist()
+        mp.confirm(ids[: len(ids) // 2], block=1)  # the rest stays pending: it must come back next time
+
+
 def test_mempool_grows_in_place_and_copies_while_a_view_exists():
     mp = Mempool(1e9, capacity=4)
     t = np.arange(6, dtype=float)
