@@ -1,7 +1,7 @@
 """Block relay policies: which of its peers a node announces a new block to.
 
 A `RelayPlan` is precomputed once per policy change (per env step at most), so the per-announcement work in
-the simulator is a plain loop over (peer, latency) pairs.
+the simulator is a plain loop over a node's arrays of peers and latencies.
 
 Two ways to choose a plan:
 
