@@ -382,6 +382,13 @@ def test_stale_rate_formula_on_a_long_run():
 
 # ---- the event core's shortcuts change nothing ------------------------------------------------------------
 
+def _assert_same_chains(fast: PowChain, ref: PowChain) -> None:
+    """The optimised core and a reference core produced the same blocks, propagation and bytes, exactly."""
+    for name in ("parent", "t_found", "canon", "size", "n_have", "t50", "t90"):
+        assert getattr(fast, name) == pytest.approx(getattr(ref, name), nan_ok=True, abs=0.0), name
+    assert fast.transport.bytes_up == ref.transport.bytes_up
+
+
 class _EveryInvChain(PowChain):
     """Reference core: schedules every inv the protocol sends, including those that will be no-ops."""
 
@@ -409,9 +416,7 @@ def test_suppressed_invs_are_no_ops(plan):
         runs.append(sim)
     fast, ref = runs
     assert fast.n_blocks > 100 and chain_summary(fast)["stale"] > 3
-    for name in ("parent", "t_found", "canon", "size", "n_have", "t50", "t90"):
-        assert getattr(fast, name) == pytest.approx(getattr(ref, name), nan_ok=True, abs=0.0), name
-    assert fast.transport.bytes_up == ref.transport.bytes_up
+    _assert_same_chains(fast, ref)
     assert fast.invs_suppressed > 0.02 * fast.events  # the shortcut was exercised
     assert fast.messages == ref.events  # what a deliver-everything core handles
 
@@ -450,8 +455,6 @@ def test_message_heap_keeps_simpys_event_order(case):
         runs.append(sim)
     fast, ref = runs
     assert fast.n_blocks > 80 and chain_summary(fast)["stale"] > 2
-    for name in ("parent", "t_found", "canon", "size", "n_have", "t50", "t90"):
-        assert getattr(fast, name) == pytest.approx(getattr(ref, name), nan_ok=True, abs=0.0), name
+    _assert_same_chains(fast, ref)
     assert repr(fast.uncles) == repr(ref.uncles) and repr(fast.t_miner) == repr(ref.t_miner)  # nested, nan
-    assert fast.transport.bytes_up == ref.transport.bytes_up
     assert fast.events == ref.events
