@@ -257,23 +257,23 @@ class Mempool:
         self.fee = np.empty(capacity, dtype=np.float32)
         self.origin = np.empty(capacity, dtype=np.int32)
         self.status = np.empty(capacity, dtype=np.int8)
-        self.conf_block = np.empty(capacity, dtype=np.int32)
         # possibly-pending transactions, as sorted `fee_keys` (fee rate highest first, ties in id order); may
         # hold entries no longer pending (until the next merge or `maintain`) and not created yet. Ids below
         # _admitted have entered it (`_admit`)
         self._pool = np.empty(0, dtype=np.uint64)
         self._admitted = 0
         self._side: list[np.ndarray] = []  # re-pended by reorgs since the last maintain()
-        self._stale = 0  # pool entries known to be no longer pending
+        self._stale = 0  # pool entries known to be no longer pending (0: every entry is pending)
         self.mean_size = 400.0
         # running totals, so accounting is O(1) per query instead of a scan of every transaction:
-        # [count, bytes, sum of creation times] of confirmed and of evicted transactions, and prefix sums of
-        # sizes / creation times over all transactions (t_create is non-decreasing: windows are generated
-        # in order, each sorted)
+        # [count, bytes, sum of creation times] of confirmed and of evicted transactions, and, per `add`, the
+        # first id and the totals of sizes and creation times before it (t_create is non-decreasing: windows
+        # are generated in order, each sorted), from which `_created_totals` sums a prefix
         self._conf = np.zeros(3)
         self._evic = np.zeros(3)
-        self._cum_size = np.zeros(capacity + 1)
-        self._cum_t = np.zeros(capacity + 1)
+        self._win_start: list[int] = [0]
+        self._win_bytes: list[float] = [0.0]
+        self._win_t: list[float] = [0.0]
 
     # ---- bookkeeping --------------------------------------------------------------------------------
     def _grow(self, need: int) -> None:
@@ -281,14 +281,13 @@ class Mempool:
         if need <= cap:
             return
         new = max(need, 2 * cap)
-        for name, extra in (("t_create", 0), ("size", 0), ("fee", 0), ("origin", 0), ("status", 0),
-                            ("conf_block", 0), ("_cum_size", 1), ("_cum_t", 1)):
+        for name in ("t_create", "size", "fee", "origin", "status"):
             try:  # in place (realloc moves pages instead of copying them); refuses while a view exists, so
-                getattr(self, name).resize(new + extra)  # no local name may hold the array here
+                getattr(self, name).resize(new)  # no local name may hold the array here
             except ValueError:
                 old = getattr(self, name)
-                grown = np.empty(new + extra, dtype=old.dtype)
-                grown[: self.n + extra] = old[: self.n + extra]
+                grown = np.empty(new, dtype=old.dtype)
+                grown[: self.n] = old[: self.n]
                 setattr(self, name, grown)
 
     def add(self, t_create: np.ndarray, size: np.ndarray, fee: np.ndarray, origin: np.ndarray) -> np.ndarray:
@@ -306,13 +305,21 @@ class Mempool:
         self.fee[sl] = fee
         self.origin[sl] = origin
         self.status[sl] = PENDING
-        self.conf_block[sl] = -1
-        new = slice(self.n + 1, self.n + k + 1)
-        self._cum_size[new] = self._cum_size[self.n] + np.cumsum(size, dtype=np.float64)
-        self._cum_t[new] = self._cum_t[self.n] + np.cumsum(t_create, dtype=np.float64)
         self.n += k
-        self.mean_size = float(self._cum_size[self.n]) / self.n  # O(1): a scan here grew with the run
+        self._win_start.append(self.n)
+        self._win_bytes.append(self._win_bytes[-1] + float(np.sum(size, dtype=np.int64)))  # exact: integers
+        self._win_t.append(self._win_t[-1] + float(np.cumsum(t_create)[-1]))  # the rounding of a running sum
+        self.mean_size = self._win_bytes[-1] / self.n
         return ids
+
+    def _created_totals(self, c: int) -> tuple[float, float]:
+        """(bytes, sum of creation times) of transactions 0..c-1: the running sums as of transaction c."""
+        w = bisect.bisect_right(self._win_start, c) - 1
+        lo = self._win_start[w]
+        if c == lo:
+            return self._win_bytes[w], self._win_t[w]
+        return (self._win_bytes[w] + float(np.sum(self.size[lo:c], dtype=np.int64)),
+                self._win_t[w] + float(np.cumsum(self.t_create[lo:c])[-1]))
 
     def _admit(self, now: float) -> None:
         """Make sure every transaction created by `now` is in the pool. Ids are in creation order, so the
@@ -336,15 +343,14 @@ class Mempool:
     def _totals(self, ids: np.ndarray) -> np.ndarray:
         return np.array([len(ids), float(self.size[ids].sum()), float(self.t_create[ids].sum())])
 
-    def confirm(self, ids: np.ndarray, block: int) -> None:
-        """`ids` are in `block`, which joined the canonical chain (they are pending or evicted)."""
+    def confirm(self, ids: np.ndarray) -> None:
+        """`ids` are in a block that joined the canonical chain (they are pending or evicted)."""
         if not len(ids):
             return
         was_evicted = ids[self.status[ids] == EVICTED]
         if len(was_evicted):
             self._evic -= self._totals(was_evicted)
         self.status[ids] = CONFIRMED
-        self.conf_block[ids] = block
         self._conf += self._totals(ids)
         self._stale += len(ids)
 
@@ -352,7 +358,6 @@ class Mempool:
         """The block holding `ids` left the canonical chain: its transactions are pending again."""
         if len(ids):
             self.status[ids] = PENDING
-            self.conf_block[ids] = -1
             self._conf -= self._totals(ids)
             self._side.append(ids)
 
@@ -399,7 +404,9 @@ class Mempool:
         st, tc, org, sz = self.status, self.t_create, self.origin, self.size
         pool = self._pool
         n_pool = len(pool)
+        clean = self._stale == 0  # every pool entry is pending: no status check needed
         parts: list[np.ndarray] = []
+        part_sizes: list[np.ndarray] = []
         total, start = 0, 0
         chunk = max(256, int(2.0 * max_bytes / self.mean_size))
         has_excl = exclude is not None and len(exclude) > 0
@@ -407,11 +414,16 @@ class Mempool:
             ids = key_ids(pool[start : start + chunk])
             start += chunk
             chunk *= 2
-            ids = ids[(st[ids] == PENDING) & (tc[ids] + delay[org[ids]] <= now)]
+            keep = tc[ids] + delay[org[ids]] <= now
+            if not clean:
+                keep &= st[ids] == PENDING
+            ids = ids[keep]
             if has_excl:
                 ids = ids[~np.isin(ids, exclude)]
+            sizes = sz[ids]
             parts.append(ids)
-            total += int(sz[ids].sum())
+            part_sizes.append(sizes)
+            total += int(sizes.sum())
         extras = []
         if self._side:
             side = np.concatenate(self._side)
@@ -423,11 +435,14 @@ class Mempool:
             if has_excl:
                 cand = cand[~np.isin(cand, exclude)]
             cand = cand[fee_order(self.fee[cand])]
+            sizes = sz[cand]
+        elif len(parts) == 1:
+            cand, sizes = parts[0], part_sizes[0]
         elif parts:
-            cand = np.concatenate(parts)
+            cand, sizes = np.concatenate(parts), np.concatenate(part_sizes)
         else:
             return np.empty(0, dtype=np.int64)
-        cum = np.cumsum(sz[cand])
+        cum = np.cumsum(sizes)
         return cand[: int(np.searchsorted(cum, max_bytes, side="right"))]
 
     # ---- accounting ---------------------------------------------------------------------------------
@@ -435,18 +450,20 @@ class Mempool:
         return int(np.searchsorted(self.t_create[: self.n], now, side="right"))
 
     def pending_bytes(self, now: float) -> float:
-        return float(self._cum_size[self.n_created(now)] - self._conf[1] - self._evic[1])
+        return float(self._created_totals(self.n_created(now))[0] - self._conf[1] - self._evic[1])
 
     def counts(self, now: float) -> dict[str, float]:
         """created / confirmed / pending / evicted transaction counts and pending bytes, as of `now`
-        (O(log n), from running totals; `recount` gives the same from the status array)."""
+        (from running totals: a search and a sum over part of one window; `recount` gives the same from the
+        status array)."""
         c = self.n_created(now)
+        created_bytes = self._created_totals(c)[0]
         return {
             "created": float(c),
             "confirmed": float(self._conf[0]),
             "pending": float(c - self._conf[0] - self._evic[0]),
             "evicted": float(self._evic[0]),
-            "pending_bytes": float(self._cum_size[c] - self._conf[1] - self._evic[1]),
+            "pending_bytes": float(created_bytes - self._conf[1] - self._evic[1]),
         }
 
     def recount(self, now: float) -> dict[str, float]:
@@ -469,5 +486,5 @@ class Mempool:
         k = c - self._conf[0] - self._evic[0]
         if k <= 0:
             return 0.0
-        sum_t = self._cum_t[c] - self._conf[2] - self._evic[2]
+        sum_t = self._created_totals(c)[1] - self._conf[2] - self._evic[2]
         return float(now - sum_t / k)

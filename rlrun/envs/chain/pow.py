@@ -373,7 +373,7 @@ class PowChain:
         del self.canon[fork_h + 1 :]
         for c in reversed(new):
             self.canon.append(c)
-            mp.confirm(self.txs[c], c)
+            mp.confirm(self.txs[c])
 
     # ---- propagation --------------------------------------------------------------------------------
     def _got(self, b: int, now: float) -> None:
