@@ -224,6 +224,7 @@ class TxWorkload:
 
 
 _ID_MASK = np.uint64(0xFFFFFFFF)
+BACKLOG = 4  # a pool over this many times the newly created transactions is a backlog (Mempool._admit)
 
 
 def fee_keys(fee: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -323,11 +324,12 @@ class Mempool:
 
     def _admit(self, now: float) -> None:
         """Make sure every transaction created by `now` is in the pool. Ids are in creation order, so the
-        newcomers are the ones after the last admitted. Merging them costs a pass over the pool, so it is done
-        for a pool's worth of transactions at a time: those created by `now`, and as many not yet created as
-        the pool holds (if they have been added). Early entries change nothing (no miner can see a
-        transaction before it exists; `select` and `maintain` check), and the pass is paid once per pool's
-        worth of arrivals, whether the pool holds a block's worth or a backlog of many blocks."""
+        newcomers are the ones after the last admitted. Merging them costs a pass over the pool: while the pool
+        is small next to the newcomers that pass is cheap, and only they are admitted (so that templates do not
+        read past transactions that do not exist yet); while it holds a backlog, as many not yet created
+        transactions as the pool holds are admitted too (if they have been added), so that the pass is paid
+        once per pool's worth of arrivals. Early entries change nothing: no miner can see a transaction
+        before it exists (`select` and `maintain` check)."""
         created = self.n_created(now)
         if created <= self._admitted:
             return
@@ -336,7 +338,7 @@ class Mempool:
             pool = pool[self.status[key_ids(pool)] == PENDING]
             self._stale = 0
         lo = self._admitted
-        hi = min(self.n, max(created, lo + len(pool)))
+        hi = created if len(pool) <= BACKLOG * (created - lo) else min(self.n, max(created, lo + len(pool)))
         self._admitted = hi
         self._pool = np.sort(np.concatenate((pool, fee_keys(self.fee[lo:hi], np.arange(lo, hi)))))
 
