@@ -9,7 +9,7 @@ EXTRAS ?= test
 
 install: $(VENV)/.installed-$(EXTRAS)
 
-$(VENV)/.installed-$(EXTRAS): pyproject.toml constraints.txt
+$(VENV)/.installed-$(EXTRAS): pyproject.toml constraints.txt setup.py rlrun/envs/chain/pow.py rlrun/envs/chain/pow.pxd
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"

@@ -413,10 +413,13 @@ class PowChain:
                 for _ in range(lacking):
                     i = have.index(0, i + 1)
                     p = ids[i]
-                    if work[tip[p]] >= wb:
+                    q = tip[p]
+                    wq = work[q]
+                    if wq >= wb:
                         continue
                     t = now + lats[i]
-                    if t >= due[p]:
+                    dp = due[p]
+                    if t >= dp:
                         suppressed += 1  # an earlier inv is on its way: it would be a no-op (module docstring)
                         continue
                     due[p] = t
@@ -426,7 +429,9 @@ class PowChain:
     def _on_inv(self, now: float, b: int, src: int, dst: int, lat: float) -> None:
         st = self.state[b]
         wb = self.work[b] if not self._relay_all else math.nextafter(self.work[b], _INF)
-        if st[dst] or self.work[self.tip[dst]] >= wb:
+        q = self.tip[dst]
+        wq = self.work[q]
+        if st[dst] or wq >= wb:
             return
         st[dst] = REQUESTED
         if self._request_delay:
@@ -452,7 +457,7 @@ class PowChain:
 
     def _on_getdata(self, now: float, blist: list[int], up: int, down: int, lat: float) -> None:
         size = self.size
-        nbytes = size[blist[0]] if len(blist) == 1 else sum(size[x] for x in blist)
+        nbytes = size[blist[0]] if len(blist) == 1 else sum([size[x] for x in blist])
         if self._plain:  # Transport.send + Network.validation_delay inlined (the hottest path), same arithmetic
             tp, net = self.transport, self.net
             start = tp.busy_until[up]
@@ -473,7 +478,7 @@ class PowChain:
             return
         delay = delay + self.net.validation_delay(nbytes)
         if self._val_per_tx:
-            delay += self._val_per_tx * sum(len(self.txs[x]) for x in blist)
+            delay += self._val_per_tx * sum([len(self.txs[x]) for x in blist])
         self._send(now + delay, self._on_block, blist, up, down)
 
     def _validation_time(self, blist: list[int]) -> float:
@@ -573,7 +578,10 @@ class PowChain:
                 if tm[j] != tm[j]:  # nan: first time
                     tm[j] = now - self.t_found[x]
         b = blist[0]
-        if self.work[b] > self.work[self.tip[dst]]:
+        q = self.tip[dst]
+        wq = self.work[q]
+        wb = self.work[b]
+        if wb > wq:
             self.tip[dst] = b
             if self._switch and j is not None:
                 self._pool_work[j].append((now + self._switch, b))
