@@ -10,6 +10,7 @@ Everything else about the package is in pyproject.toml.
 """
 
 import hashlib
+import os
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -51,7 +52,10 @@ def core_extensions() -> list[Extension]:
         print("rlrun: Cython is not installed; rlrun runs the chain core (pow.py) as Python")
         return []
     return cythonize(
-        [Extension(CORE, [str(CORE_SOURCE)], optional=True)],
+        # no fused multiply-adds (gcc contracts a * b + c by default where the CPU has them): Python rounds the
+        # product and the sum separately, and the compiled core must give the same floats
+        [Extension(CORE, [str(CORE_SOURCE)], optional=True,
+                   extra_compile_args=[] if os.name == "nt" else ["-ffp-contract=off"])],
         # annotation_typing off: the source's annotations document Python types, the C types are in pow.pxd
         compiler_directives={"language_level": "3", "annotation_typing": False},
         quiet=True,

@@ -15,7 +15,8 @@ arrival (rlrun/envs/chain/pow.py), so it handles fewer events than messages; the
 the messages and mining events it does handle, against bare SimPy's event rate. The env is stepped in this
 process, which has torch imported as a training run has; the "frozen" row first moves every object that
 exists into the cyclic collector's permanent generation, as the trainer does. BENCH_FULL=1 runs
-longer and adds a static (size, interval) grid of the env.
+longer and adds a static (size, interval) grid of the env. The first line says which build of the event core
+ran (compiled or Python, rlrun/envs/chain/core.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from bench.common import full, print_table, set_threads
 from rlrun.commands.simulate import simulate_static
 from rlrun.envs.blockchain import BlockchainEnv
 from rlrun.envs.chain import Network, NetworkSpec, PowChain, TxWorkload, TxWorkloadSpec, make_hashpower
+from rlrun.envs.chain.core import core_kind
 from rlrun.envs.chain.metrics import chain_summary
 from rlrun.envs.chain.scenarios import SCENARIOS
 from rlrun.envs.chain.tables import POOL_HASHPOWER
@@ -121,6 +123,8 @@ def static_grid() -> None:
 
 def main() -> None:
     set_threads(1)
+    print(f"event core: the {core_kind()} build (rlrun/envs/chain/core.py; RLRUN_CHAIN_CORE=python runs pow.py "
+          "as Python)")
     raw = simpy_events_per_second()
     rows = [("case", "rlrun", "ideal (bare SimPy)", "ratio")]
     summaries = []

@@ -10,13 +10,17 @@ cdef class PowChain:
     cdef public double interval, _switch, _val_per_tx, _request_delay, tx_spread_s, _wake_at
     cdef public bint _mine_pending, _compact, _relay_all, _plain
     cdef public tuple _cb_mine, _cb_wake
+    cdef public object _h_inv, _h_getdata, _h_block
+    cdef public list _busy, _up_bps, _down_bps, _pick, _ids, _lats
+    cdef public double _val_base, _val_per_byte
+    cdef public Py_ssize_t _fanout
 
     @cython.locals(t=cython.double, nt=cython.double, delivered=Py_ssize_t, msgs=list)
     cpdef _deliver(self)
 
     @cython.locals(st=bytearray, due=list, wb=cython.double, work=list, tip=list, msgs=list, suppressed=Py_ssize_t,
                    lacking=Py_ssize_t, i=Py_ssize_t, p=Py_ssize_t, t=cython.double, have=tuple, _=Py_ssize_t,
-                   q=Py_ssize_t, wq=cython.double, dp=cython.double)
+                   q=Py_ssize_t, wq=cython.double, dp=cython.double, fanout=Py_ssize_t)
     cpdef _announce(self, Py_ssize_t node, Py_ssize_t b, double now)
 
     @cython.locals(st=bytearray, wb=cython.double, q=Py_ssize_t, wq=cython.double)
@@ -25,7 +29,8 @@ cdef class PowChain:
     @cython.locals(blist=list, state=list, parent=list, p=Py_ssize_t)
     cpdef _request(self, double now, Py_ssize_t b, Py_ssize_t src, Py_ssize_t dst, double lat)
 
-    @cython.locals(size=list, nbytes=cython.double, start=cython.double, done=cython.double, delay=cython.double)
+    @cython.locals(size=list, nbytes=cython.double, start=cython.double, done=cython.double, delay=cython.double,
+                   busy=list, rate=cython.double, down_rate=cython.double)
     cpdef _on_getdata(self, double now, list blist, Py_ssize_t up, Py_ssize_t down, double lat)
 
     @cython.locals(state=list, n_have=list, thr50=Py_ssize_t, thr90=Py_ssize_t, st=bytearray, k=Py_ssize_t, x=Py_ssize_t, b=Py_ssize_t,
