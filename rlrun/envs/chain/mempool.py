@@ -233,13 +233,13 @@ def fee_keys(fee: np.ndarray, ids: np.ndarray) -> np.ndarray:
     SIMD several times faster than a stable sort of the floats and their ids."""
     bits = np.asarray(fee, dtype=np.float32).view(np.uint32)
     keys = (np.uint64(0xFFFFFFFF) - bits.astype(np.uint64)) << np.uint64(32)
-    keys |= np.asarray(ids).astype(np.uint64)
+    keys |= np.asarray(ids).astype(np.uint64, copy=False)
     return keys
 
 
 def key_ids(keys: np.ndarray) -> np.ndarray:
     """The ids in `fee_keys` keys."""
-    return (keys & _ID_MASK).astype(np.int64)
+    return (keys & _ID_MASK).view(np.int64)  # below 2**32: the same bits as uint64 and as int64
 
 
 def fee_order(fee: np.ndarray) -> np.ndarray:
@@ -340,7 +340,7 @@ class Mempool:
         lo = self._admitted
         hi = created if len(pool) <= BACKLOG * (created - lo) else min(self.n, max(created, lo + len(pool)))
         self._admitted = hi
-        self._pool = np.sort(np.concatenate((pool, fee_keys(self.fee[lo:hi], np.arange(lo, hi)))))
+        self._pool = np.sort(np.concatenate((pool, fee_keys(self.fee[lo:hi], np.arange(lo, hi, dtype=np.uint64)))))
 
     def _totals(self, ids: np.ndarray) -> np.ndarray:
         return np.array([len(ids), float(self.size[ids].sum()), float(self.t_create[ids].sum())])
@@ -349,9 +349,10 @@ class Mempool:
         """`ids` are in a block that joined the canonical chain (they are pending or evicted)."""
         if not len(ids):
             return
-        was_evicted = ids[self.status[ids] == EVICTED]
-        if len(was_evicted):
-            self._evic -= self._totals(was_evicted)
+        if self._evic[0]:  # a block may carry transactions this pool has evicted (another miner kept them)
+            was_evicted = ids[self.status[ids] == EVICTED]
+            if len(was_evicted):
+                self._evic -= self._totals(was_evicted)
         self.status[ids] = CONFIRMED
         self._conf += self._totals(ids)
         self._stale += len(ids)
