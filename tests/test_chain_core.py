@@ -89,7 +89,7 @@ def _select_with(monkeypatch, tmp_path: Path, record: str | None, forced: bool =
     if record is not None:
         (tmp_path / core.RECORD).write_text(record)
     monkeypatch.setattr(core, "SOURCE", source)
-    monkeypatch.delitem(sys.modules, core.MODULE, raising=False)  # restored, with the build this process runs, afterwards
+    monkeypatch.delitem(sys.modules, core.MODULE, raising=False)  # restored (the build this process runs) afterwards
     monkeypatch.setenv("RLRUN_CHAIN_CORE", "python" if forced else "")
     core.select_core()
     module = sys.modules.get(core.MODULE)
