@@ -41,3 +41,19 @@ def test_the_wheel_carries_the_config_tree_as_rlrun_conf(tmp_path):
         assert any(n.startswith("rlrun/envs/chain/pow.") and n.endswith(".so") for n in names), sorted(names)
         record = zipfile.ZipFile(wheel).read("rlrun/envs/chain/pow.sha256").decode().strip()
         assert record == hashlib.sha256((ROOT / "rlrun/envs/chain/pow.py").read_bytes()).hexdigest()
+
+
+def test_without_a_c_compiler_the_package_builds_and_runs_the_core_as_python(tmp_path):
+    """The compiled core is optional: with a compiler that fails, the wheel builds without the module and
+    without a record of it (so rlrun runs pow.py as Python). Built from a copy, so that no module left in the
+    tree's build/ from an earlier build can stand in for the failed one."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "outputs", "multirun", "*.egg-info", "__pycache__", "*.so", "pow.c", "pow.sha256"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(src)],
+                   check=True, capture_output=True, timeout=300, env={**os.environ, "CC": "false"})
+    (wheel,) = tmp_path.glob("rlrun-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "rlrun/envs/chain/pow.py" in names
+    assert not [n for n in names if n.startswith("rlrun/envs/chain/pow.") and n.endswith((".so", ".sha256"))]
+
