@@ -58,6 +58,7 @@ def core_extensions() -> list[Extension]:
         [Extension(CORE, [str(CORE_SOURCE)], extra_compile_args=[] if os.name == "nt" else ["-ffp-contract=off"])],
         # annotation_typing off: the source's annotations document Python types, the C types are in pow.pxd
         compiler_directives={"language_level": "3", "annotation_typing": False},
+        build_dir="build",  # the generated C stays out of the package tree
         quiet=True,
     )
     for extension in extensions:  # cythonize returns new Extension objects, without `optional`
