@@ -65,6 +65,31 @@ def test_compiled_and_python_builds_give_the_same_run(case):
            (ref.events, ref.invs_suppressed, ref.transport.bytes_up)
 
 
+@needs_compiled
+def test_the_compiled_message_heap_hands_out_messages_in_heapq_order():
+    """The compiled build's own heap (pow._push_msg, _pop_msg) against heapq on the same pushes and pops, with
+    many messages due at the same time (links of equal latency), so that seq decides."""
+    import heapq
+    import random
+
+    compiled_pow = sys.modules[core.MODULE]
+    assert compiled_pow._push_msg is not heapq.heappush
+    rng = random.Random(3)
+    ours: list[tuple] = []
+    ref: list[tuple] = []
+    popped = []
+    for seq in range(20_000):
+        item = (rng.choice((0.5, 1.0, 1.25, rng.uniform(0.0, 2.0))) + seq // 500, seq, "payload", seq % 7, 0, 0, 0.1)
+        compiled_pow._push_msg(ours, item)
+        heapq.heappush(ref, item)
+        while ref and rng.random() < 0.45:
+            popped.append((compiled_pow._pop_msg(ours), heapq.heappop(ref)))
+    while ref:
+        popped.append((compiled_pow._pop_msg(ours), heapq.heappop(ref)))
+    assert not ours and len(popped) == 20_000
+    assert all(a is b for a, b in popped)
+
+
 def test_a_compiled_core_is_run_only_with_the_record_of_its_source(tmp_path):
     source = tmp_path / "pow.py"
     source.write_text("X = 1\n")

@@ -231,8 +231,8 @@ def fee_keys(fee: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Unique uint64 sort keys, ascending = fee rate highest first, ties in id order: the float32 fee's bits
     (positive floats: bit order = value order), inverted, above the id (ids < 2**32). numpy sorts these with
     SIMD several times faster than a stable sort of the floats and their ids."""
-    bits = np.asarray(fee, dtype=np.float32).view(np.uint32)
-    keys = (np.uint64(0xFFFFFFFF) - bits.astype(np.uint64)) << np.uint64(32)
+    keys = (~np.asarray(fee, dtype=np.float32).view(np.uint32)).astype(np.uint64)  # ~x = 0xFFFFFFFF - x
+    keys <<= np.uint64(32)
     keys |= np.asarray(ids).astype(np.uint64, copy=False)
     return keys
 
@@ -270,8 +270,8 @@ class Mempool:
         # [count, bytes, sum of creation times] of confirmed and of evicted transactions, and, per `add`, the
         # first id and the totals of sizes and creation times before it (t_create is non-decreasing: windows
         # are generated in order, each sorted), from which `_created_totals` sums a prefix
-        self._conf = np.zeros(3)
-        self._evic = np.zeros(3)
+        self._conf = [0.0, 0.0, 0.0]
+        self._evic = [0.0, 0.0, 0.0]
         self._win_start: list[int] = [0]
         self._win_bytes: list[float] = [0.0]
         self._win_t: list[float] = [0.0]
@@ -335,33 +335,40 @@ class Mempool:
             return
         pool = self._pool
         if self._stale:  # drop confirmed entries while passing over the pool anyway
-            pool = pool[self.status[key_ids(pool)] == PENDING]
+            pool = pool.compress(self.status.take(key_ids(pool)) == PENDING)
             self._stale = 0
         lo = self._admitted
         hi = created if len(pool) <= BACKLOG * (created - lo) else min(self.n, max(created, lo + len(pool)))
         self._admitted = hi
-        self._pool = np.sort(np.concatenate((pool, fee_keys(self.fee[lo:hi], np.arange(lo, hi, dtype=np.uint64)))))
+        new = fee_keys(self.fee[lo:hi], np.arange(lo, hi, dtype=np.uint64))
+        new.sort()
+        pool = np.concatenate((pool, new))
+        pool.sort(kind="stable")  # two sorted runs: numpy's timsort merges them in one pass (keys are unique)
+        self._pool = pool
 
-    def _totals(self, ids: np.ndarray) -> np.ndarray:
-        return np.array([len(ids), float(self.size[ids].sum()), float(self.t_create[ids].sum())])
+    def _count(self, totals: list[float], ids: np.ndarray, sign: float) -> None:
+        """Add (sign 1) or take away (sign -1) `ids`' count, bytes and sum of creation times to `totals`."""
+        totals[0] += sign * len(ids)
+        totals[1] += sign * float(self.size.take(ids).sum())
+        totals[2] += sign * float(self.t_create.take(ids).sum())
 
     def confirm(self, ids: np.ndarray) -> None:
         """`ids` are in a block that joined the canonical chain (they are pending or evicted)."""
         if not len(ids):
             return
         if self._evic[0]:  # a block may carry transactions this pool has evicted (another miner kept them)
-            was_evicted = ids[self.status[ids] == EVICTED]
+            was_evicted = ids.compress(self.status.take(ids) == EVICTED)
             if len(was_evicted):
-                self._evic -= self._totals(was_evicted)
+                self._count(self._evic, was_evicted, -1.0)
         self.status[ids] = CONFIRMED
-        self._conf += self._totals(ids)
+        self._count(self._conf, ids, 1.0)
         self._stale += len(ids)
 
     def unconfirm(self, ids: np.ndarray) -> None:
         """The block holding `ids` left the canonical chain: its transactions are pending again."""
         if len(ids):
             self.status[ids] = PENDING
-            self._conf -= self._totals(ids)
+            self._count(self._conf, ids, -1.0)
             self._side.append(ids)
 
     def maintain(self, now: float) -> int:
@@ -377,7 +384,7 @@ class Mempool:
             pool = np.sort(fee_keys(self.fee[ids], ids))
             self._stale = len(pool)  # force the compaction below
         if self._stale:
-            pool = pool[self.status[key_ids(pool)] == PENDING]
+            pool = pool.compress(self.status.take(key_ids(pool)) == PENDING)
             self._stale = 0
         evicted = 0
         if self.pending_bytes(now) > self.max_bytes:
@@ -389,7 +396,7 @@ class Mempool:
             ids = ids[drop]
             evicted = len(ids)
             self.status[ids] = EVICTED
-            self._evic += self._totals(ids)
+            self._count(self._evic, ids, 1.0)
             pool = pool[pend & ~drop]
         self._pool = pool
         return evicted
@@ -417,13 +424,13 @@ class Mempool:
             ids = key_ids(pool[start : start + chunk])
             start += chunk
             chunk *= 2
-            keep = tc[ids] + delay[org[ids]] <= now
+            keep = tc.take(ids) + delay.take(org.take(ids)) <= now  # take, compress: faster than [] on numpy 2
             if not clean:
-                keep &= st[ids] == PENDING
-            ids = ids[keep]
+                keep &= st.take(ids) == PENDING
+            ids = ids.compress(keep)
             if has_excl:
                 ids = ids[~np.isin(ids, exclude)]
-            sizes = sz[ids]
+            sizes = sz.take(ids)
             parts.append(ids)
             part_sizes.append(sizes)
             total += int(sizes.sum())
@@ -445,12 +452,11 @@ class Mempool:
             cand, sizes = np.concatenate(parts), np.concatenate(part_sizes)
         else:
             return np.empty(0, dtype=np.int64)
-        cum = np.cumsum(sizes)
-        return cand[: int(np.searchsorted(cum, max_bytes, side="right"))]
+        return cand[: int(sizes.cumsum().searchsorted(max_bytes, side="right"))]
 
     # ---- accounting ---------------------------------------------------------------------------------
     def n_created(self, now: float) -> int:
-        return int(np.searchsorted(self.t_create[: self.n], now, side="right"))
+        return int(self.t_create[: self.n].searchsorted(now, side="right"))
 
     def pending_bytes(self, now: float) -> float:
         return float(self._created_totals(self.n_created(now))[0] - self._conf[1] - self._evic[1])

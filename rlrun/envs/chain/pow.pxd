@@ -1,5 +1,12 @@
 cimport cython
 
+@cython.locals(t=cython.double, s=Py_ssize_t, pos=Py_ssize_t, up=Py_ssize_t, parent=tuple, pt=cython.double)
+cpdef void _push_msg(list heap, tuple item)
+
+@cython.locals(last=tuple, n=Py_ssize_t, top=tuple, t=cython.double, s=Py_ssize_t, pos=Py_ssize_t, child=Py_ssize_t,
+               c=tuple, ct=cython.double, r=tuple, rt=cython.double)
+cpdef tuple _pop_msg(list heap)
+
 cdef class PowChain:
     cdef public object proto, net, rng, _pyrng, env, transport, workload, mempool, tx_delay, plan, _fixed, _seq
     cdef public Py_ssize_t n, _thr50, _thr90, _mine_gen, _wake_gen, events, invs_suppressed, reorgs, max_block_bytes

@@ -56,6 +56,7 @@ import heapq
 import math
 import random
 
+import cython
 import numpy as np
 import simpy
 from simpy.events import NORMAL, URGENT
@@ -70,6 +71,59 @@ HEADER_BYTES = 500  # block header + coinbase transaction
 
 UNKNOWN, REQUESTED, HAVE, ARRIVED = 0, 1, 2, 3  # ARRIVED: received, being validated (push mode only)
 _INF = math.inf
+
+
+def _push_msg(heap: list, item: tuple) -> None:
+    """heapq.heappush for messages (time, seq, ...). The compiled build compares time and seq as C numbers;
+    seq is unique, so they decide every comparison, as they do in heapq's comparison of whole tuples, and both
+    heaps hand out messages in the same order."""
+    heap.append(item)
+    t, s = item[0], item[1]
+    pos = len(heap) - 1
+    while pos > 0:
+        up = (pos - 1) >> 1
+        parent = heap[up]
+        pt = parent[0]
+        if t < pt or (t == pt and s < parent[1]):
+            heap[pos] = parent
+            pos = up
+        else:
+            break
+    heap[pos] = item
+
+
+def _pop_msg(heap: list) -> tuple:
+    """heapq.heappop for messages (see `_push_msg`)."""
+    last = heap.pop()
+    n = len(heap)
+    if not n:
+        return last
+    top = heap[0]
+    t, s = last[0], last[1]
+    pos = 0
+    child = 1
+    while child < n:
+        c = heap[child]
+        ct = c[0]
+        if child + 1 < n:
+            r = heap[child + 1]
+            rt = r[0]
+            if rt < ct or (rt == ct and r[1] < c[1]):
+                child += 1
+                c = r
+                ct = rt
+        if ct < t or (ct == t and c[1] < s):
+            heap[pos] = c
+            pos = child
+            child = 2 * pos + 1
+        else:
+            break
+    heap[pos] = last
+    return top
+
+
+if not cython.compiled:  # as Python, heapq's C functions are faster than the loops above
+    _push_msg, _pop_msg = heapq.heappush, heapq.heappop  # noqa: F811
 
 
 class _Wake:
@@ -254,7 +308,7 @@ class PowChain:
         """Deliver handler(t, a, b, c, d) at time t, ordered among SimPy's events as a NORMAL event scheduled
         now. inv and getdata carry their link's latency as d (links are symmetric), so the reply needs no
         lookup."""
-        heapq.heappush(self._msgs, (t, next(self._seq), handler, a, b, c, d))
+        _push_msg(self._msgs, (t, next(self._seq), handler, a, b, c, d))
 
     def _arm(self) -> None:
         """Make sure a SimPy wake-up is due no later than the earliest message in flight. Only the newest
@@ -275,7 +329,7 @@ class PowChain:
         """Deliver messages in (time, seq) order while they come before SimPy's next event. The wake-up
         that calls this is URGENT, so it precedes every NORMAL event of its instant; a message at (t, seq)
         is due before a SimPy event at (t', priority', seq') iff (t, NORMAL, seq) < (t', priority', seq')."""
-        msgs, pop, queue = self._msgs, heapq.heappop, self.env._queue
+        msgs, queue = self._msgs, self.env._queue
         if queue:
             nt, npri, nseq = queue[0][:3]
         else:
@@ -285,7 +339,7 @@ class PowChain:
             t = msgs[0][0]
             if t >= nt and (t > nt or (NORMAL, msgs[0][1]) > (npri, nseq)):
                 break
-            t, _, handler, a, b, c, d = pop(msgs)
+            t, _, handler, a, b, c, d = _pop_msg(msgs)
             delivered += 1
             handler(t, a, b, c, d)
         self.events += delivered
@@ -406,7 +460,7 @@ class PowChain:
         st = self.state[b]
         due = self.inv_due[b]
         wb = self.work[b] if not self._relay_all else math.nextafter(self.work[b], _INF)
-        work, tip, msgs, push, seq, on_inv = self.work, self.tip, self._msgs, heapq.heappush, self._seq, self._h_inv
+        work, tip, msgs, seq, on_inv = self.work, self.tip, self._msgs, self._seq, self._h_inv
         suppressed = 0
         fanout = self._fanout
         if fanout and len(self._ids[node]) > fanout:
@@ -418,7 +472,24 @@ class PowChain:
                     suppressed += 1
                     continue
                 due[p] = t
-                push(msgs, (t, next(seq), on_inv, b, node, p, d))
+                _push_msg(msgs, (t, next(seq), on_inv, b, node, p, d))
+        elif cython.compiled:  # a C loop over the targets; as Python the C calls below are faster
+            ids, lats = self._ids[node], self._lats[node]
+            for i in range(len(ids)):
+                p = ids[i]
+                if st[p]:
+                    continue
+                q = tip[p]
+                wq = work[q]
+                if wq >= wb:
+                    continue
+                t = now + lats[i]
+                dp = due[p]
+                if t >= dp:
+                    suppressed += 1  # an earlier inv is on its way: it would be a no-op (module docstring)
+                    continue
+                due[p] = t
+                _push_msg(msgs, (t, next(seq), on_inv, b, node, p, lats[i]))
         else:
             have = self._pick[node](st)  # st of each target; only targets with st 0 lack the block
             lacking = have.count(0)
@@ -435,10 +506,10 @@ class PowChain:
                     t = now + lats[i]
                     dp = due[p]
                     if t >= dp:
-                        suppressed += 1  # an earlier inv is on its way: it would be a no-op (module docstring)
+                        suppressed += 1
                         continue
                     due[p] = t
-                    push(msgs, (t, next(seq), on_inv, b, node, p, lats[i]))
+                    _push_msg(msgs, (t, next(seq), on_inv, b, node, p, lats[i]))
         self.invs_suppressed += suppressed
 
     def _on_inv(self, now: float, b: int, src: int, dst: int, lat: float) -> None:
@@ -468,7 +539,7 @@ class PowChain:
         while state[p][dst] != HAVE:
             blist.append(p)
             p = parent[p]
-        heapq.heappush(self._msgs, (now + lat, next(self._seq), self._h_getdata, blist, src, dst, lat))
+        _push_msg(self._msgs, (now + lat, next(self._seq), self._h_getdata, blist, src, dst, lat))
 
     def _on_getdata(self, now: float, blist: list[int], up: int, down: int, lat: float) -> None:
         size = self.size
@@ -486,7 +557,7 @@ class PowChain:
             busy[up] = done
             self.transport.bytes_up += nbytes
             delay = done - now + lat + (self._val_base + nbytes * self._val_per_byte)
-            heapq.heappush(self._msgs, (now + delay, next(self._seq), self._h_block, blist, up, down, 0.0))
+            _push_msg(self._msgs, (now + delay, next(self._seq), self._h_block, blist, up, down, 0.0))
             return
         if self._compact:
             delay = self._send_compact(now, up, down, blist)
