@@ -283,13 +283,12 @@ class Mempool:
             return
         new = max(need, 2 * cap)
         for name in ("t_create", "size", "fee", "origin", "status"):
-            try:  # in place (realloc moves pages instead of copying them); refuses while a view exists, so
-                getattr(self, name).resize(new)  # no local name may hold the array here
-            except ValueError:
-                old = getattr(self, name)
-                grown = np.empty(new, dtype=old.dtype)
-                grown[: self.n] = old[: self.n]
-                setattr(self, name, grown)
+            # a copy into empty memory, not ndarray.resize: that zero-fills the new part, touching pages that the
+            # copy leaves untouched until transactions are written there (measured: 5-10 ms of a 130 ms run)
+            old = getattr(self, name)
+            grown = np.empty(new, dtype=old.dtype)
+            grown[: self.n] = old[: self.n]
+            setattr(self, name, grown)
 
     def add(self, t_create: np.ndarray, size: np.ndarray, fee: np.ndarray, origin: np.ndarray) -> np.ndarray:
         """Append transactions (creation times may lie in the future: they become visible when created)."""

@@ -1,4 +1,5 @@
 cimport cython
+from cpython cimport array
 
 @cython.locals(t=cython.double, s=Py_ssize_t, pos=Py_ssize_t, up=Py_ssize_t, parent=tuple, pt=cython.double)
 cpdef void _push_msg(list heap, tuple item)
@@ -26,7 +27,8 @@ cdef class PowChain:
     cpdef _deliver(self)
 
     @cython.locals(st=bytearray, due=list, wb=cython.double, work=list, tip=list, msgs=list, suppressed=Py_ssize_t,
-                   lacking=Py_ssize_t, i=Py_ssize_t, p=Py_ssize_t, t=cython.double, have=tuple, _=Py_ssize_t,
+                   lacking=Py_ssize_t, i=Py_ssize_t, ids=array.array, lats=array.array, idv=cython.p_long,
+                   latv=cython.p_double, p=Py_ssize_t, t=cython.double, have=tuple, _=Py_ssize_t,
                    q=Py_ssize_t, wq=cython.double, dp=cython.double, fanout=Py_ssize_t)
     cpdef _announce(self, Py_ssize_t node, Py_ssize_t b, double now)
 

@@ -73,6 +73,8 @@ UNKNOWN, REQUESTED, HAVE, ARRIVED = 0, 1, 2, 3  # ARRIVED: received, being valid
 _INF = math.inf
 
 
+@cython.boundscheck(False)  # every index below is in range
+@cython.wraparound(False)
 def _push_msg(heap: list, item: tuple) -> None:
     """heapq.heappush for messages (time, seq, ...). The compiled build compares time and seq as C numbers;
     seq is unique, so they decide every comparison, as they do in heapq's comparison of whole tuples, and both
@@ -92,6 +94,8 @@ def _push_msg(heap: list, item: tuple) -> None:
     heap[pos] = item
 
 
+@cython.boundscheck(False)  # every index below is in range
+@cython.wraparound(False)
 def _pop_msg(heap: list) -> tuple:
     """heapq.heappop for messages (see `_push_msg`)."""
     last = heap.pop()
@@ -474,22 +478,25 @@ class PowChain:
                 due[p] = t
                 _push_msg(msgs, (t, next(seq), on_inv, b, node, p, d))
         elif cython.compiled:  # a C loop over the targets; as Python the C calls below are faster
+            # the plan's rows (array.array of C longs and doubles) read as C arrays: `data` is Cython's view of
+            # an array.array (cpython/array.pxd), which this branch, never run as Python, may use
             ids, lats = self._ids[node], self._lats[node]
+            idv, latv = ids.data.as_longs, lats.data.as_doubles
             for i in range(len(ids)):
-                p = ids[i]
+                p = idv[i]
                 if st[p]:
                     continue
                 q = tip[p]
                 wq = work[q]
                 if wq >= wb:
                     continue
-                t = now + lats[i]
+                t = now + latv[i]
                 dp = due[p]
                 if t >= dp:
                     suppressed += 1  # an earlier inv is on its way: it would be a no-op (module docstring)
                     continue
                 due[p] = t
-                _push_msg(msgs, (t, next(seq), on_inv, b, node, p, lats[i]))
+                _push_msg(msgs, (t, next(seq), on_inv, b, node, p, latv[i]))
         else:
             have = self._pick[node](st)  # st of each target; only targets with st 0 lack the block
             lacking = have.count(0)
