@@ -23,7 +23,7 @@ from rlrun.envs.chain import (
     strategy_plan,
 )
 from rlrun.envs.chain.gossip import slot_of_rank
-from rlrun.envs.chain.mempool import CONFIRMED, EVICTED, PENDING, Mempool, fee_order
+from rlrun.envs.chain.mempool import CONFIRMED, EVICTED, PENDING, Mempool, fee_keys, key_ids
 from rlrun.envs.chain.metrics import chain_summary
 from rlrun.envs.chain.pow import NORMAL, _Wake
 from rlrun.envs.chain.protocol import ProtocolSpec
@@ -163,13 +163,14 @@ def test_full_mempool_evicts_lowest_fees_and_still_conserves():
     assert np.median(fee[mp.status[: mp.n] == EVICTED]) < np.median(fee[created])
 
 
-def test_fee_order_is_the_stable_sort_by_fee_highest_first():
+def test_fee_keys_sort_by_fee_highest_first_then_by_id():
     rng = np.random.default_rng(30)
     for n in (0, 1, 7, 2000):
         fee = rng.lognormal(0.0, 1.0, n).astype(np.float32)
-        fee[: n // 3] = 1.5  # ties keep index order
+        fee[: n // 3] = 1.5  # ties keep id order
         rng.shuffle(fee)
-        assert np.array_equal(fee_order(fee), np.argsort(-fee, kind="stable"))
+        keys = np.sort(fee_keys(fee, np.arange(n)))
+        assert np.array_equal(key_ids(keys), np.argsort(-fee, kind="stable"))
 
 
 def test_templates_are_the_highest_fee_visible_pending_transactions():
@@ -197,11 +198,44 @@ def test_templates_are_the_highest_fee_visible_pending_transactions():
         mp.confirm(ids[: len(ids) // 2])  # the rest stays pending: it must come back next time
 
 
-def test_mempool_grows_in_place_and_copies_while_a_view_exists():
+def test_templates_of_a_miner_off_the_canonical_chain():
+    """A miner whose tip is off the canonical chain: its template leaves out the transactions of its own blocks
+    (`exclude`) and may take those of canonical blocks its chain lacks (`extra`) and those a reorg made pending
+    again, each once, highest fee rate first, ties in id order."""
+    rng = np.random.default_rng(32)
+    n = 3000
+    t = np.sort(rng.uniform(0.0, 500.0, n))
+    size = rng.integers(100, 1000, n).astype(np.int32)
+    fee = rng.lognormal(0.0, 1.0, n).astype(np.float32)
+    fee[::5] = 2.0  # ties
+    origin = rng.integers(0, 10, n).astype(np.int32)
+    delay = rng.uniform(0.0, 5.0, 10)
+    mp = Mempool(1e9)
+    mp.add(t, size, fee, origin)
+    first = mp.select(delay, 200.0, 150_000)
+    mp.confirm(first)  # a canonical block
+    mp.unconfirm(first[::3])  # a reorg detached the block holding a third of them: pending again
+    mp.confirm(first[::3][::2])  # and the new canonical block holds half of those
+    extra = first[1::4]  # canonical transactions the miner's chain lacks (some confirmed, some pending again)
+    pending = np.flatnonzero(mp.status[:n] == PENDING)
+    exclude = rng.choice(pending, 200, replace=False)  # in the miner's own blocks
+    for now, max_bytes in ((300.0, 80_000), (300.0, 5e6), (500.0, 120_000)):
+        ids = mp.select(delay, now, max_bytes, exclude, extra)
+        seen = t + delay[origin] <= now
+        cand = np.union1d(np.flatnonzero((mp.status[:n] == PENDING) & seen), extra[seen[extra]])
+        cand = np.setdiff1d(cand, exclude)
+        ranked = cand[np.lexsort((cand, -fee[cand]))]
+        expected = ranked[: int(np.searchsorted(np.cumsum(size[ranked]), max_bytes, side="right"))]
+        assert len(expected) > 50 and ids.tolist() == expected.tolist()
+        assert np.isin(extra, ids).any() and not np.isin(exclude, ids).any()
+    assert len(mp.select(delay, 0.0, 80_000, exclude, extra)) == 0  # nothing visible yet, nothing in the pool
+
+
+def test_mempool_grows_and_keeps_earlier_views_valid():
     mp = Mempool(1e9, capacity=4)
     t = np.arange(6, dtype=float)
     mp.add(t, np.full(6, 100, np.int32), np.ones(6, np.float32), np.zeros(6, np.int32))
-    view = mp.t_create[:6]  # a view forbids resizing in place: the arrays are copied instead
+    view = mp.t_create[:6]  # growing copies the arrays: a view of the old ones keeps its values
     mp.add(t + 6.0, np.full(6, 100, np.int32), np.ones(6, np.float32), np.zeros(6, np.int32))
     assert mp.n == 12 and view.tolist() == t.tolist()
     assert mp.t_create[:12].tolist() == list(range(12)) and mp.pending_bytes(100.0) == 1200.0

@@ -40,7 +40,8 @@ class RelayPlan:
     ints are ~2x cheaper to iterate than tuple objects scattered over memory (on a 6,000-node network most of
     an announcement's time is that loop). `pick[i]` maps a per-node sequence (a block's state bytearray) to
     the tuple of node i's targets' entries, read in C: most targets already have a block when a node
-    announces it, so the simulator looks only at the zeros of this tuple. A plan holds no per-link Python
+    announces it, so the simulator run as Python looks only at the zeros of this tuple (built on first use:
+    the compiled simulator reads the rows as C arrays and never asks for it). A plan holds no per-link Python
     objects: an env builds one for nearly every step while its agent explores, and each long-lived object
     would add to the cyclic garbage collector's passes over the whole process."""
 
@@ -48,7 +49,7 @@ class RelayPlan:
         self.ids = ids
         self.lats = lats
         self.fanout = fanout
-        self.pick = [_tuple_getter(row) for row in ids]
+        self._pick: list[Callable[[Sequence[int]], tuple]] | None = None
         self._targets: list[list[tuple[int, float]]] | None = None
         self._mean_latency: float | None = None
 
@@ -57,6 +58,12 @@ class RelayPlan:
         """A plan from per-node lists of (peer, link latency) pairs."""
         return cls([array("l", [p for p, _ in row]) for row in targets],
                    [array("d", [d for _, d in row]) for row in targets], fanout)
+
+    @property
+    def pick(self) -> list[Callable[[Sequence[int]], tuple]]:
+        if self._pick is None:
+            self._pick = [_tuple_getter(row) for row in self.ids]
+        return self._pick
 
     @property
     def targets(self) -> list[list[tuple[int, float]]]:
@@ -103,9 +110,11 @@ def slot_plan(net: Network, active: Sequence[bool]) -> RelayPlan:
     rank = np.arange(len(peers)) - np.repeat(offsets[:-1], deg)
     keep = np.asarray(active, dtype=bool)[slot_of_rank(rank, np.repeat(deg, deg), len(active))]
     bounds = np.concatenate(([0], np.cumsum(keep)))[offsets].tolist()
-    kept_ids, kept_lats = peers[keep].tolist(), lats[keep].tolist()
-    return RelayPlan([array("l", kept_ids[a:b]) for a, b in itertools.pairwise(bounds)],
-                     [array("d", kept_lats[a:b]) for a, b in itertools.pairwise(bounds)])
+    # one array each, sliced per node: 4x faster than building each row from a list (an env builds a plan per step)
+    kept_ids = array("l", peers[keep].astype("l").tobytes())
+    kept_lats = array("d", lats[keep].astype("d").tobytes())
+    return RelayPlan([kept_ids[a:b] for a, b in itertools.pairwise(bounds)],
+                     [kept_lats[a:b] for a, b in itertools.pairwise(bounds)])
 
 
 def strategy_plan(net: Network, name: str, *, nearest_k: int = 4, fanout: int = 4,

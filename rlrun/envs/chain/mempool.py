@@ -242,11 +242,6 @@ def key_ids(keys: np.ndarray) -> np.ndarray:
     return (keys & _ID_MASK).view(np.int64)  # below 2**32: the same bits as uint64 and as int64
 
 
-def fee_order(fee: np.ndarray) -> np.ndarray:
-    """Indexes that sort positive fee rates highest first, ties in index order (a stable sort)."""
-    return np.argsort(fee_keys(fee, np.arange(len(fee))))
-
-
 class Mempool:
     """All transactions of a simulation plus the fee-ordered pool of pending ones (see module docstring)."""
 
@@ -439,12 +434,16 @@ class Mempool:
             extras.append(side[(st[side] == PENDING) & (tc[side] + delay[org[side]] <= now)])
         if extra is not None and len(extra):
             extras.append(extra[tc[extra] + delay[org[extra]] <= now])
-        if extras:
-            cand = np.unique(np.concatenate(parts + extras))
+        if extras:  # highest fee rate first, ties in id order, each id once (it may be in a part and an extra)
+            ids = np.concatenate(parts + extras)
+            keys = fee_keys(self.fee.take(ids), ids)
+            keys.sort()
+            if len(keys) > 1:
+                keys = keys.compress(np.concatenate(([True], keys[1:] != keys[:-1])))
+            cand = key_ids(keys)
             if has_excl:
                 cand = cand[~np.isin(cand, exclude)]
-            cand = cand[fee_order(self.fee[cand])]
-            sizes = sz[cand]
+            sizes = sz.take(cand)
         elif len(parts) == 1:
             cand, sizes = parts[0], part_sizes[0]
         elif parts:

@@ -256,7 +256,8 @@ class PowChain:
 
     def _use_plan(self, plan: RelayPlan) -> None:
         self.plan = plan
-        self._fanout, self._pick, self._ids, self._lats = plan.fanout, plan.pick, plan.ids, plan.lats
+        self._fanout, self._ids, self._lats = plan.fanout, plan.ids, plan.lats
+        self._pick = None if cython.compiled else plan.pick  # only _announce as Python reads it
 
     def add_transactions(self, t0: float, t1: float) -> int:
         """Create the transactions of [t0, t1) (they become visible as their creation times pass)."""
