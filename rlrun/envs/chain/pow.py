@@ -39,13 +39,18 @@ earlier one arrives the node either requests the block (so the later one finds i
 tip at least as heavy (tips only gain work), so the later one is a no-op either way
 (tests/test_chain_sim.py compares with a core that sends them). Blocks are indexes into parallel Python
 lists; per-block per-node state is one bytearray per block; the announce loop reads the state of a node's
-relay targets with one C call (`RelayPlan.pick`) and looks only at those that lack the block (~1.5 of 16 on
-a flooded network); the plain getdata path inlines `Transport.send`.
+relay targets with one C call (`RelayPlan.pick`; the compiled build loops in C instead) and looks only at
+those that lack the block (~1.5 of 16 on a flooded network); the plain getdata path inlines `Transport.send`.
 
 Compiled build. Where the install could, this file is also compiled by Cython in its pure-Python mode
 (setup.py); pow.pxd beside it declares `PowChain` a C class and gives the hot methods' locals C types, which
-is why a few of them read list items into named locals before comparing. The compiled module runs this same
-code 1.3-1.8x faster with the same results bit for bit; rlrun.envs.chain.core decides which one runs.
+is why a few of them read list items into named locals before comparing. Two hot spots take a different path
+in each build (`cython.compiled`), each with the same outcome: the message heap (`_push_msg`, `_pop_msg`:
+loops comparing (time, seq) as C numbers, where Python uses heapq's C functions, which compare whole tuples;
+seq is unique, so both hand out messages in the same order) and the scan of a node's relay targets in
+`_announce` (a C loop over the plan's arrays, where Python picks the targets' states with one C call). The
+compiled module runs 1.3-3.5x faster with the same results bit for bit (tests/test_chain_core.py);
+rlrun.envs.chain.core decides which one runs.
 """
 
 from __future__ import annotations
