@@ -173,17 +173,22 @@ def test_fee_keys_sort_by_fee_highest_first_then_by_id():
         assert np.array_equal(key_ids(keys), np.argsort(-fee, kind="stable"))
 
 
+def _transactions(rng: np.random.Generator, n: int, t_end: float) -> tuple[np.ndarray, ...]:
+    """(creation times, sizes, fee rates with many ties, origins among 10 nodes) of n transactions, and a
+    miner's delays from those nodes."""
+    t = np.sort(rng.uniform(0.0, t_end, n))
+    size = rng.integers(100, 1000, n).astype(np.int32)
+    fee = rng.lognormal(0.0, 1.0, n).astype(np.float32)
+    fee[::7] = 2.0
+    origin = rng.integers(0, 10, n).astype(np.int32)
+    return t, size, fee, origin, rng.uniform(0.0, 5.0, 10)
+
+
 def test_templates_are_the_highest_fee_visible_pending_transactions():
     """The pool (sorted keys, filled as transactions are created, confirmed entries dropped lazily) gives
     the same templates as sorting every visible pending transaction by fee rate, ties in id order."""
-    rng = np.random.default_rng(31)
     n = 6000
-    t = np.sort(rng.uniform(0.0, 1000.0, n))
-    size = rng.integers(100, 1000, n).astype(np.int32)
-    fee = rng.lognormal(0.0, 1.0, n).astype(np.float32)
-    fee[::7] = 2.0  # ties
-    origin = rng.integers(0, 10, n).astype(np.int32)
-    delay = rng.uniform(0.0, 5.0, 10)
+    t, size, fee, origin, delay = _transactions(np.random.default_rng(31), n, 1000.0)
     mp = Mempool(1e9)
     half = n // 2  # added in two windows, as the env adds its steps
     mp.add(t[:half], size[:half], fee[:half], origin[:half])
@@ -204,12 +209,7 @@ def test_templates_of_a_miner_off_the_canonical_chain():
     again, each once, highest fee rate first, ties in id order."""
     rng = np.random.default_rng(32)
     n = 3000
-    t = np.sort(rng.uniform(0.0, 500.0, n))
-    size = rng.integers(100, 1000, n).astype(np.int32)
-    fee = rng.lognormal(0.0, 1.0, n).astype(np.float32)
-    fee[::5] = 2.0  # ties
-    origin = rng.integers(0, 10, n).astype(np.int32)
-    delay = rng.uniform(0.0, 5.0, 10)
+    t, size, fee, origin, delay = _transactions(rng, n, 500.0)
     mp = Mempool(1e9)
     mp.add(t, size, fee, origin)
     first = mp.select(delay, 200.0, 150_000)

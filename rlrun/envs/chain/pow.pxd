@@ -26,11 +26,14 @@ cdef class PowChain:
     @cython.locals(t=cython.double, nt=cython.double, delivered=Py_ssize_t, msgs=list)
     cpdef _deliver(self)
 
-    @cython.locals(st=bytearray, due=list, wb=cython.double, work=list, tip=list, msgs=list, suppressed=Py_ssize_t,
-                   lacking=Py_ssize_t, i=Py_ssize_t, ids=array.array, lats=array.array, idv=cython.p_long,
-                   latv=cython.p_double, p=Py_ssize_t, t=cython.double, have=tuple, _=Py_ssize_t,
-                   q=Py_ssize_t, wq=cython.double, dp=cython.double, fanout=Py_ssize_t)
+    @cython.locals(st=bytearray, due=list, wb=cython.double, suppressed=Py_ssize_t, lacking=Py_ssize_t,
+                   i=Py_ssize_t, ids=array.array, lats=array.array, idv=cython.p_long, latv=cython.p_double,
+                   p=Py_ssize_t, have=tuple, _=Py_ssize_t, fanout=Py_ssize_t)
     cpdef _announce(self, Py_ssize_t node, Py_ssize_t b, double now)
+
+    @cython.locals(q=Py_ssize_t, wq=cython.double, t=cython.double, dp=cython.double)
+    cdef Py_ssize_t _offer_inv(self, Py_ssize_t b, Py_ssize_t node, Py_ssize_t p, double lat, double now, double wb,
+                               list due) except -1
 
     @cython.locals(st=bytearray, wb=cython.double, q=Py_ssize_t, wq=cython.double)
     cpdef _on_inv(self, double now, Py_ssize_t b, Py_ssize_t src, Py_ssize_t dst, double lat)

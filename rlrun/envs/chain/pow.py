@@ -470,19 +470,12 @@ class PowChain:
         st = self.state[b]
         due = self.inv_due[b]
         wb = self.work[b] if not self._relay_all else math.nextafter(self.work[b], _INF)
-        work, tip, msgs, seq, on_inv = self.work, self.tip, self._msgs, self._seq, self._h_inv
         suppressed = 0
         fanout = self._fanout
         if fanout and len(self._ids[node]) > fanout:
             for p, d in self._pyrng.sample(self.plan.targets[node], fanout):
-                if st[p] or work[tip[p]] >= wb:
-                    continue
-                t = now + d
-                if t >= due[p]:
-                    suppressed += 1
-                    continue
-                due[p] = t
-                _push_msg(msgs, (t, next(seq), on_inv, b, node, p, d))
+                if not st[p]:
+                    suppressed += self._offer_inv(b, node, p, d, now, wb, due)
         elif cython.compiled:  # a C loop over the targets; as Python the C calls below are faster
             # the plan's rows (array.array of C longs and doubles) read as C arrays: `data` is Cython's view of
             # an array.array (cpython/array.pxd), which this branch, never run as Python, may use
@@ -490,19 +483,8 @@ class PowChain:
             idv, latv = ids.data.as_longs, lats.data.as_doubles
             for i in range(len(ids)):
                 p = idv[i]
-                if st[p]:
-                    continue
-                q = tip[p]
-                wq = work[q]
-                if wq >= wb:
-                    continue
-                t = now + latv[i]
-                dp = due[p]
-                if t >= dp:
-                    suppressed += 1  # an earlier inv is on its way: it would be a no-op (module docstring)
-                    continue
-                due[p] = t
-                _push_msg(msgs, (t, next(seq), on_inv, b, node, p, latv[i]))
+                if not st[p]:
+                    suppressed += self._offer_inv(b, node, p, latv[i], now, wb, due)
         else:
             have = self._pick[node](st)  # st of each target; only targets with st 0 lack the block
             lacking = have.count(0)
@@ -511,19 +493,24 @@ class PowChain:
                 i = -1
                 for _ in range(lacking):
                     i = have.index(0, i + 1)
-                    p = ids[i]
-                    q = tip[p]
-                    wq = work[q]
-                    if wq >= wb:
-                        continue
-                    t = now + lats[i]
-                    dp = due[p]
-                    if t >= dp:
-                        suppressed += 1
-                        continue
-                    due[p] = t
-                    _push_msg(msgs, (t, next(seq), on_inv, b, node, p, lats[i]))
+                    suppressed += self._offer_inv(b, node, ids[i], lats[i], now, wb, due)
         self.invs_suppressed += suppressed
+
+    def _offer_inv(self, b: int, node: int, p: int, lat: float, now: float, wb: float, due: list[float]) -> int:
+        """Schedule inv for b from node to p, which lacks b, over their link of latency `lat`, unless p's tip has
+        at least b's work `wb` or an earlier inv is on its way to p. That one would make this inv a no-op
+        (module docstring), and the call returns 1 to count it as suppressed; otherwise 0."""
+        q = self.tip[p]
+        wq = self.work[q]
+        if wq >= wb:
+            return 0
+        t = now + lat
+        dp = due[p]
+        if t >= dp:
+            return 1
+        due[p] = t
+        _push_msg(self._msgs, (t, next(self._seq), self._h_inv, b, node, p, lat))
+        return 0
 
     def _on_inv(self, now: float, b: int, src: int, dst: int, lat: float) -> None:
         st = self.state[b]
