@@ -340,6 +340,14 @@ class Mempool:
         pool.sort(kind="stable")  # two sorted runs: numpy's timsort merges them in one pass (keys are unique)
         self._pool = pool
 
+    def _ranked(self, ids: np.ndarray) -> np.ndarray:
+        """The sorted `fee_keys` of `ids` (highest fee rate first, ties in id order), each id once."""
+        keys = fee_keys(self.fee.take(ids), ids)
+        keys.sort()
+        if len(keys) > 1:
+            keys = keys.compress(np.concatenate(([True], keys[1:] != keys[:-1])))
+        return keys
+
     def _count(self, totals: list[float], ids: np.ndarray, sign: float) -> None:
         """Add (sign 1) or take away (sign -1) `ids`' count, bytes and sum of creation times to `totals`."""
         totals[0] += sign * len(ids)
@@ -372,10 +380,8 @@ class Mempool:
         self._admit(now)
         pool = self._pool
         if self._side:
-            side = np.unique(np.concatenate(self._side))
+            pool = self._ranked(np.concatenate([key_ids(pool), *self._side]))
             self._side = []
-            ids = np.union1d(key_ids(pool), side)
-            pool = np.sort(fee_keys(self.fee[ids], ids))
             self._stale = len(pool)  # force the compaction below
         if self._stale:
             pool = pool.compress(self.status.take(key_ids(pool)) == PENDING)
@@ -434,13 +440,8 @@ class Mempool:
             extras.append(side[(st[side] == PENDING) & (tc[side] + delay[org[side]] <= now)])
         if extra is not None and len(extra):
             extras.append(extra[tc[extra] + delay[org[extra]] <= now])
-        if extras:  # highest fee rate first, ties in id order, each id once (it may be in a part and an extra)
-            ids = np.concatenate(parts + extras)
-            keys = fee_keys(self.fee.take(ids), ids)
-            keys.sort()
-            if len(keys) > 1:
-                keys = keys.compress(np.concatenate(([True], keys[1:] != keys[:-1])))
-            cand = key_ids(keys)
+        if extras:  # an id may be in a part and in an extra
+            cand = key_ids(self._ranked(np.concatenate(parts + extras)))
             if has_excl:
                 cand = cand[~np.isin(cand, exclude)]
             sizes = sz.take(cand)
